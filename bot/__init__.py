@@ -1,0 +1,1 @@
+"""The Discord bot: /stylize and friends."""

@@ -1,0 +1,1 @@
+"""Neural style transfer (Gatys et al.) in PyTorch and Pillow."""

@@ -1,0 +1,131 @@
+"""The executor contract: plain, picklable data in and out, so that any process or cluster can run a job."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+FailureKind = Literal["invalid_image", "cancelled", "timeout", "oom", "crashed", "unavailable", "internal"]
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Everything the painter needs besides the two images; all of it ends up in the result's params."""
+
+    style_weight: float
+    content_weight: float = 1.0
+    tv_weight: float = 0.0
+    variants: int = 5
+    size: int = 512
+    steps: int = 300
+    seed: int | None = None
+    preserve_colors: bool = False
+    # Byte budget for each encoded output image (Discord's upload limit can be as low as 10 MiB).
+    output_max_bytes: int = 8 * 1024 * 1024
+    # Decoding limits applied again in the worker: the bot's check is not trusted blindly.
+    max_pixels: int = 40_000_000
+    max_input_side: int = 4096
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request. Images travel as the bytes the user uploaded; only the worker decodes them."""
+
+    job_id: str
+    content: bytes
+    style: bytes
+    options: JobOptions
+    # Who asked, used only for fair scheduling between users (round-robin); 0 when nobody in particular.
+    owner: int = 0
+    content_name: str = "content"
+    style_name: str = "style"
+    # Seconds the job may run once started before it is cancelled with kind "timeout"; None = no limit.
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class JobQueued:
+    position: int  # 1 = next to start
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    stage: str
+    step: int
+    total: int
+    elapsed: float
+    preview: bytes | None = None  # small encoded JPEG, when the worker made one
+
+
+@dataclass(frozen=True)
+class JobDone:
+    image: bytes  # the chosen variant, encoded within options.output_max_bytes
+    image_ext: str  # "png" or "jpg"
+    strip: bytes  # the labelled strip of every variant, encoded within the same budget
+    strip_ext: str
+    image_size: tuple[int, int]  # (width, height) of the chosen variant
+    strip_size: tuple[int, int]
+    style_weights: tuple[float, ...]  # one per variant, in strip order
+    chosen: int  # index into style_weights of the image in ``image``
+    seconds: float  # painting time, not counting the wait in the queue
+    params: dict = field(default_factory=dict)  # every parameter used, enough to reproduce the result
+    note: str | None = None  # something the user should know, e.g. "rendered smaller after running out of memory"
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    kind: FailureKind
+    reason: str  # one line a user can read; details belong in the log
+
+
+JobEvent = JobQueued | JobStarted | JobProgress | JobDone | JobFailed
+
+
+class ExecutorError(Exception):
+    """Base of the executor's typed errors; ``str(error)`` is fit to show a user."""
+
+
+class QueueFull(ExecutorError):
+    pass
+
+
+class ExecutorUnavailable(ExecutorError):
+    pass
+
+
+class JobHandle(abc.ABC):
+    job_id: str
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[JobEvent]:
+        """Events in order; the stream ends right after exactly one JobDone or JobFailed."""
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Ask the job to stop; the stream then ends with JobFailed(kind="cancelled") unless it already ended."""
+
+
+class Executor(abc.ABC):
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Make ready to accept jobs (start workers, load weights, connect); raises ExecutorUnavailable."""
+
+    @abc.abstractmethod
+    async def submit(self, job: Job) -> JobHandle:
+        """Accept a job or raise QueueFull / ExecutorUnavailable; never blocks on the painting itself."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop accepting, cancel what is queued or running, release workers. Idempotent."""
+
+    @property
+    @abc.abstractmethod
+    def queued(self) -> int:
+        """Jobs accepted and not yet finished (running included)."""
