@@ -1,0 +1,248 @@
+"""The bot's configuration: a TOML file read with tomllib into frozen dataclasses, checked once at start.
+
+Every problem is reported at once, one line per bad key, so that a mistyped file is fixed in one go.
+Environment variables override the file for what differs between deployments: DISCORD_TOKEN,
+DISCORD_API_BASE, DISCORD_GATEWAY_URL and STYLEBOT_JOURNAL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+MIB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """Raised with every problem found; ``problems`` holds one readable line per bad key."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    token: str = ""
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+    sync_guilds: tuple[int, ...] = ()
+    allowed_guilds: tuple[int, ...] = ()
+    allowed_channels: tuple[int, ...] = ()
+    gallery_channel: int = 0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_attachment_bytes: int = 10 * MIB
+    max_pixels: int = 40_000_000
+    max_input_side: int = 4096
+    queue_length: int = 20
+    per_user_jobs: int = 2
+    per_guild_jobs: int = 6
+    job_timeout_s: float = 900.0
+    style_memory_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    sizes: tuple[int, ...] = (256, 512, 768)
+    default_size: int = 512
+    steps: Mapping[int, int] = field(default_factory=lambda: {256: 150, 512: 300, 768: 300})
+    variants: int = 5
+    default_strength: int = 5
+    base_style_weight: float = 1e6
+    content_weight: float = 1.0
+    tv_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    kind: str = "local"
+    device: str = "auto"
+    weights: str = "imagenet"
+    progress_interval_s: float = 1.0
+    max_attempts: int = 2
+    address: str = "auto"
+    replicas: int = 1
+    num_gpus: float = 1.0
+    num_cpus: float = 1.0
+    max_queued_per_replica: int = 8
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    path: str = "stylebot.sqlite3"
+    keep_finished_hours: float = 48.0
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    health_file: str = "/tmp/stylebot.health"
+    log_level: str = "INFO"
+    progress_edit_interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Config:
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    bot: BotConfig = field(default_factory=BotConfig)
+
+    def steps_for(self, size: int) -> int:
+        return self.style.steps[size]
+
+
+SECTIONS: dict[str, type] = {f.name: get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)}
+
+ENV_OVERRIDES = {
+    "DISCORD_TOKEN": ("discord", "token"),
+    "DISCORD_API_BASE": ("discord", "api_base"),
+    "DISCORD_GATEWAY_URL": ("discord", "gateway_url"),
+    "STYLEBOT_JOURNAL": ("journal", "path"),
+}
+
+_CHOICES = {
+    ("executor", "kind"): ("local", "ray"),
+    ("executor", "device"): ("auto", "cpu", "cuda"),
+    ("bot", "log_level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
+}
+
+
+def _convert(where: str, value: Any, hint: Any) -> Any:
+    """Return ``value`` as the field's type or raise ValueError with a message that names ``where``."""
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, not {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where} must be a whole number, not {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where} must be a number, not {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, not {value!r}")
+        return value
+    if hint == tuple[int, ...]:
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ValueError(f"{where} must be a list of whole numbers, not {value!r}")
+        return tuple(value)
+    if hint == Mapping[int, int]:
+        # TOML keys are always strings; the table maps an output size to its number of steps.
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be a table like {{256 = 150, 512 = 300}}, not {value!r}")
+        converted = {}
+        for key, steps in value.items():
+            if not str(key).isdigit() or isinstance(steps, bool) or not isinstance(steps, int):
+                raise ValueError(f"{where} must map sizes to whole numbers of steps, not {key!r} = {steps!r}")
+            converted[int(key)] = steps
+        return converted
+    raise TypeError(f"no converter for {hint!r}")
+
+
+def _check(config: Config) -> list[str]:
+    """Rules that involve values, not just types."""
+    problems = []
+    for (section, key), allowed in _CHOICES.items():
+        value = getattr(getattr(config, section), key)
+        if value not in allowed:
+            problems.append(f"[{section}] {key} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
+    style, limits = config.style, config.limits
+    if not style.sizes:
+        problems.append("[style] sizes must list at least one output size")
+    if any(size < 16 or size > 4096 for size in style.sizes):
+        problems.append(f"[style] sizes must be between 16 and 4096 pixels, not {list(style.sizes)}")
+    if style.sizes and style.default_size not in style.sizes:
+        problems.append(f"[style] default_size {style.default_size} must be one of sizes {list(style.sizes)}")
+    missing = [size for size in style.sizes if size not in style.steps]
+    if missing:
+        problems.append(f"[style] steps has no entry for size(s) {missing}: add e.g. {missing[0]} = 300")
+    if any(steps < 1 for steps in style.steps.values()):
+        problems.append("[style] steps must all be at least 1")
+    if not 1 <= style.variants <= 10:
+        problems.append(f"[style] variants must be between 1 and 10, not {style.variants}")
+    if not 1 <= style.default_strength <= 10:
+        problems.append(f"[style] default_strength must be between 1 and 10, not {style.default_strength}")
+    for key in ("base_style_weight", "content_weight"):
+        if getattr(style, key) <= 0:
+            problems.append(f"[style] {key} must be greater than 0")
+    if style.tv_weight < 0:
+        problems.append("[style] tv_weight must not be negative")
+    for key in ("max_attachment_bytes", "max_pixels", "max_input_side", "queue_length", "per_user_jobs",
+                "per_guild_jobs", "job_timeout_s", "style_memory_s"):
+        if getattr(limits, key) <= 0:
+            problems.append(f"[limits] {key} must be greater than 0")
+    if config.executor.replicas < 1:
+        problems.append("[executor] replicas must be at least 1")
+    if config.executor.max_attempts < 1:
+        problems.append("[executor] max_attempts must be at least 1")
+    if config.executor.progress_interval_s <= 0:
+        problems.append("[executor] progress_interval_s must be greater than 0")
+    if config.bot.progress_edit_interval_s < 0:
+        problems.append("[bot] progress_edit_interval_s must not be negative")
+    for key in ("api_base", "gateway_url"):
+        value = getattr(config.discord, key)
+        schemes = ("http://", "https://") if key == "api_base" else ("ws://", "wss://")
+        if not value.startswith(schemes):
+            problems.append(f"[discord] {key} must start with {' or '.join(schemes)}, not {value!r}")
+    if config.journal.keep_finished_hours < 0:
+        problems.append("[journal] keep_finished_hours must not be negative")
+    return problems
+
+
+def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from parsed TOML plus environment overrides; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in SECTIONS:
+            problems.append(f"unknown section [{name}] (known: {', '.join(SECTIONS)})")
+        elif not isinstance(value, dict):
+            problems.append(f"[{name}] must be a table")
+    for name, section_type in SECTIONS.items():
+        raw = dict(data.get(name, {})) if isinstance(data.get(name, {}), dict) else {}
+        for variable, (section, key) in ENV_OVERRIDES.items():
+            if section == name and env.get(variable):
+                raw[key] = env[variable]
+        hints = get_type_hints(section_type)
+        values = {}
+        for key, value in raw.items():
+            if key not in hints:
+                problems.append(f"[{name}] unknown key {key!r} (known: {', '.join(hints)})")
+                continue
+            try:
+                values[key] = _convert(f"[{name}] {key}", value, hints[key])
+            except ValueError as error:
+                problems.append(str(error))
+        sections[name] = section_type(**values)
+    config = Config(**sections)
+    problems.extend(_check(config))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``path``; a missing file means all defaults (plus the environment), so a token alone can start."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        data = {}
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{path} is not valid TOML: {error}"]) from error
+    return parse_config(data, env)

@@ -1,0 +1,196 @@
+"""The job journal: one SQLite file (WAL) that outlives the bot process.
+
+Every accepted job is written here before its user is told it is queued, so a restart can finish it.
+The uploaded bytes are kept with the job (each at most [limits] max_attachment_bytes, and dropped with the
+row after [journal] keep_finished_hours): Discord's signed attachment URLs expire, so both resuming and the
+Less/More/Variant buttons use the journal's copy instead of downloading again.
+
+Calls are short and synchronous; the bot runs the ones that carry image bytes through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+State = Literal["accepted", "running", "done", "failed"]
+UNFINISHED: tuple[State, ...] = ("accepted", "running")
+# Discord lets an application use an interaction token for 15 minutes.
+INTERACTION_TOKEN_LIFETIME_S = 15 * 60
+# An edit must reach Discord before the token dies; a token this close to expiry counts as gone.
+TOKEN_SAFETY_MARGIN_S = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    user_id INTEGER NOT NULL,
+    guild_id INTEGER,
+    channel_id INTEGER,
+    application_id INTEGER,
+    interaction_id INTEGER,
+    token TEXT,
+    token_expires_at REAL,
+    response_message_id INTEGER,
+    attachments TEXT NOT NULL,
+    options TEXT NOT NULL,
+    content BLOB,
+    style BLOB,
+    state TEXT NOT NULL,
+    result TEXT,
+    result_message_id INTEGER,
+    error TEXT,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+"""
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    role: str  # "content" or "style"
+    url: str
+    size: int
+    content_type: str | None
+    filename: str
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    attachments: list[AttachmentInfo]
+    # strength, size, seed, preserve_colors, variants and, for a variant re-render, style_weight.
+    options: dict[str, Any]
+    content: bytes | None = None
+    style: bytes | None = None
+    application_id: int | None = None
+    interaction_id: int | None = None
+    token: str | None = field(default=None, repr=False)
+    token_expires_at: float | None = None
+    response_message_id: int | None = None
+    state: State = "accepted"
+    result: dict[str, Any] | None = None
+    result_message_id: int | None = None
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    def token_valid(self, now: float | None = None) -> bool:
+        """Whether the interaction token can still edit the original response."""
+        if not self.token or self.token_expires_at is None:
+            return False
+        return (time.time() if now is None else now) < self.token_expires_at - TOKEN_SAFETY_MARGIN_S
+
+    def attachment(self, role: str) -> AttachmentInfo | None:
+        return next((a for a in self.attachments if a.role == role), None)
+
+
+class Journal:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared by the event loop and to_thread workers, serialised by the lock.
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def add(self, record: JobRecord) -> None:
+        self._execute(
+            "INSERT INTO jobs (job_id, created_at, user_id, guild_id, channel_id, application_id, interaction_id,"
+            " token, token_expires_at, response_message_id, attachments, options, content, style, state)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.job_id, record.created_at, record.user_id, record.guild_id, record.channel_id,
+             record.application_id, record.interaction_id, record.token, record.token_expires_at,
+             record.response_message_id, json.dumps([a.__dict__ for a in record.attachments]),
+             json.dumps(record.options), record.content, record.style, record.state),
+        )
+
+    def get(self, job_id: str) -> JobRecord | None:
+        row = self._execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def unfinished(self) -> list[JobRecord]:
+        """Jobs a previous run accepted but never finished, oldest first: the ones to resume."""
+        rows = self._execute(
+            f"SELECT * FROM jobs WHERE state IN ({', '.join('?' * len(UNFINISHED))}) ORDER BY created_at",
+            UNFINISHED,
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    def mark_running(self, job_id: str) -> None:
+        self._execute("UPDATE jobs SET state = 'running' WHERE job_id = ?", (job_id,))
+
+    def set_response_message(self, job_id: str, message_id: int) -> None:
+        self._execute("UPDATE jobs SET response_message_id = ? WHERE job_id = ?", (message_id, job_id))
+
+    def mark_done(self, job_id: str, result: dict[str, Any], result_message_id: int | None,
+                  now: float | None = None) -> None:
+        self._execute(
+            "UPDATE jobs SET state = 'done', result = ?, result_message_id = ?, finished_at = ? WHERE job_id = ?",
+            (json.dumps(result), result_message_id, time.time() if now is None else now, job_id),
+        )
+
+    def mark_failed(self, job_id: str, error: str, now: float | None = None) -> None:
+        self._execute(
+            "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE job_id = ?",
+            (error, time.time() if now is None else now, job_id),
+        )
+
+    def forget_result_message(self, job_id: str) -> None:
+        """The result was deleted by its requester; keep the row for bookkeeping, drop the images."""
+        self._execute(
+            "UPDATE jobs SET result_message_id = NULL, content = NULL, style = NULL WHERE job_id = ?", (job_id,)
+        )
+
+    def prune(self, keep_finished_hours: float, now: float | None = None) -> int:
+        """Delete finished jobs older than the retention; returns how many went."""
+        cutoff = (time.time() if now is None else now) - keep_finished_hours * 3600
+        cursor = self._execute(
+            "DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_at < ?", (cutoff,)
+        )
+        return cursor.rowcount
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        job_id=row["job_id"],
+        user_id=row["user_id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        attachments=[AttachmentInfo(**a) for a in json.loads(row["attachments"])],
+        options=json.loads(row["options"]),
+        content=row["content"],
+        style=row["style"],
+        application_id=row["application_id"],
+        interaction_id=row["interaction_id"],
+        token=row["token"],
+        token_expires_at=row["token_expires_at"],
+        response_message_id=row["response_message_id"],
+        state=row["state"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        result_message_id=row["result_message_id"],
+        error=row["error"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+    )

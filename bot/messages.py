@@ -1,0 +1,145 @@
+"""Every sentence the bot shows to a person, in one place so the tone stays the same."""
+
+from __future__ import annotations
+
+from bot.limits import Refusal
+
+# View Channel (1024) + Send Messages (2048) + Attach Files (32768): enough to answer and to post in the gallery.
+INVITE_PERMISSIONS = 1024 + 2048 + 32768
+INVITE_URL = (
+    "https://discord.com/oauth2/authorize?client_id=<APPLICATION_ID>"
+    f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
+)
+
+
+def no_token_help(config_path: str) -> str:
+    return f"""No Discord bot token is configured, so the bot cannot start.
+
+Set it in one of two ways:
+  * the environment variable DISCORD_TOKEN, e.g.  DISCORD_TOKEN=... .venv/bin/python -m bot
+  * or in {config_path}:
+        [discord]
+        token = "..."
+    (copy config.example.toml to {config_path}; every setting is explained there)
+
+To get a token, create a Discord application:
+  1. Open https://discord.com/developers/applications and click "New Application".
+  2. In "Bot", click "Reset Token" and copy the token (it is shown once).
+  3. Invite the bot to your server with the scopes bot + applications.commands and the permissions
+     View Channels, Send Messages and Attach Files:
+        {INVITE_URL}
+     (the application id is on the "General Information" page).
+
+To try the painting without Discord, use the command line:
+  .venv/bin/python -m stylizer ../shared/images/content/chelsea.jpg \\
+      ../shared/images/style/vangogh_wheat_field_with_cypresses.jpg -o out.png --strip strip.png \\
+      --weights random --size 128 --steps 30
+"""
+
+
+def human_bytes(count: int) -> str:
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):.1f} MiB"
+    if count >= 1024:
+        return f"{count / 1024:.0f} KiB"
+    return f"{count} bytes"
+
+
+NOT_ALLOWED_HERE = "Sorry, I don't paint in this channel — try the channel your server set aside for me."
+
+
+def attachment_too_large(filename: str, size: int, limit: int) -> str:
+    return f"{filename} is {human_bytes(size)}; I can take pictures up to {human_bytes(limit)}."
+
+
+def attachment_not_image(filename: str) -> str:
+    return f"{filename} doesn't look like a picture — please attach a PNG, JPEG, WebP or GIF."
+
+
+def download_failed(filename: str) -> str:
+    return f"I couldn't download {filename} from Discord — please try again."
+
+
+def refusal(reason: Refusal) -> str:
+    if reason.kind == "per_user":
+        pictures = "picture is" if reason.limit == 1 else "pictures are"
+        return f"You already have {reason.limit} {pictures} being painted — wait for one to finish."
+    if reason.kind == "per_guild":
+        return f"This server already has {reason.limit} pictures being painted — please try again in a few minutes."
+    return "I'm painting as many pictures as I can right now — please try again in a few minutes."
+
+
+QUEUE_FULL = "I'm painting as many pictures as I can right now — please try again in a few minutes."
+PAINTER_UNAVAILABLE = "The painter isn't available right now — please try again later."
+NOT_YOURS = "Only the person who asked for this picture can do that."
+TOO_OLD = "That picture is too old to repaint — please run /stylize again."
+STRENGTH_AT_LIMIT = "The strength is already at its {edge} ({strength})."
+NO_IMAGE_IN_MESSAGE = "That message has no picture I can use."
+STYLE_REMEMBERED = "Got it — I'll use {filename} as your style for the next {minutes} minutes. " \
+    "Now right-click a photo → Apps → Stylize with my style."
+NO_STYLE_REMEMBERED = "You haven't picked a style yet: right-click a painting → Apps → Use as style, then try again."
+CANCELLED = "Cancelled."
+NOT_CANCELLABLE = "That picture is already finished."
+GALLERY_MISSING = "I can't post in the gallery channel right now."
+SHARED = "Shared in the gallery."
+DELETED_REFUSAL = "I couldn't delete that message."
+RESTARTING = "The bot is restarting — your picture will be finished when it's back."
+RESTARTING_LOST = "The bot is restarting and your picture was lost — sorry, please ask again later."
+
+
+def queued(position: int) -> str:
+    if position <= 1:
+        return "Your picture is next in line…"
+    return f"Your picture is number {position} in the queue…"
+
+
+def started(attempt: int) -> str:
+    return "Painting…" if attempt <= 1 else f"Painting… (second try, attempt {attempt})"
+
+
+def progress(stage: str, step: int, total: int, elapsed: float) -> str:
+    percent = 100 * step // total if total else 0
+    return f"Painting… {stage} step {step}/{total} ({percent}%), {elapsed:.0f} s so far"
+
+
+FAILURES = {
+    "invalid_image": "{reason}",
+    "cancelled": "Cancelled.",
+    "timeout": "That picture took too long to paint and was stopped — try a smaller size.",
+    "oom": "That picture was too big for the painter's memory — try a smaller size.",
+    "crashed": "The painter crashed while working on your picture — please try again.",
+    "unavailable": "The painter isn't available right now (its model weights may be missing) — try again later.",
+    "internal": "Something went wrong while painting — please try again.",
+}
+
+
+def failure(kind: str, reason: str) -> str:
+    return FAILURES.get(kind, FAILURES["internal"]).format(reason=reason)
+
+
+def caption(*, strength: int, style_weight: float, seed: int | None, size: int, seconds: float,
+            variants: int, note: str | None = None) -> str:
+    parts = [
+        f"Strength {strength}/10 (style weight {style_weight:.3g})",
+        f"seed {seed}" if seed is not None else "random seed",
+        f"{size} px",
+        f"painted in {seconds:.1f} s",
+    ]
+    text = " · ".join(parts)
+    if variants > 1:
+        text += f"\nThe strip shows {variants} variants with other style weights; pick one below to repaint it."
+    if note:
+        text += f"\nNote: {note}"
+    return text
+
+
+def resumed_delivery(user_id: int) -> str:
+    return f"<@{user_id}> here is the picture you asked for before I restarted:"
+
+
+def resume_lost(user_id: int, reason: str) -> str:
+    return f"<@{user_id}> I restarted and couldn't finish your picture: {reason}"
+
+
+def shared_post(user_id: int, style_name: str) -> str:
+    return f"Painted for <@{user_id}> in the style of {style_name}."
