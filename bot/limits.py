@@ -33,8 +33,14 @@ class JobLimits:
             return 0
         return sum(1 for _, guild in self._owners.values() if guild == guild_id)
 
-    def reserve(self, job_id: str, user_id: int, guild_id: int | None) -> Refusal | None:
-        """Take a place for ``job_id`` and return None, or return why not and take nothing."""
+    def reserve(self, job_id: str, user_id: int, guild_id: int | None, *, force: bool = False) -> Refusal | None:
+        """Take a place for ``job_id`` and return None, or return why not and take nothing.
+
+        ``force`` is for jobs accepted before a restart: they were promised, so they count but are never refused.
+        """
+        if force:
+            self._owners[job_id] = (user_id, guild_id)
+            return None
         if self.count_user(user_id) >= self.per_user_jobs:
             return Refusal("per_user", self.per_user_jobs)
         if guild_id is not None and self.count_guild(guild_id) >= self.per_guild_jobs:

@@ -84,7 +84,9 @@ GALLERY_MISSING = "I can't post in the gallery channel right now."
 SHARED = "Shared in the gallery."
 DELETED_REFUSAL = "I couldn't delete that message."
 RESTARTING = "The bot is restarting — your picture will be finished when it's back."
-RESTARTING_LOST = "The bot is restarting and your picture was lost — sorry, please ask again later."
+RESUME_EXPIRED = "I restarted and couldn't finish your picture: the links to your images have expired — " \
+    "please send them again."
+SHUTTING_DOWN = "The bot is restarting — please try again in a minute."
 
 
 def queued(position: int) -> str:
@@ -131,14 +133,6 @@ def caption(*, strength: int, style_weight: float, seed: int | None, size: int, 
     if note:
         text += f"\nNote: {note}"
     return text
-
-
-def resumed_delivery(user_id: int) -> str:
-    return f"<@{user_id}> here is the picture you asked for before I restarted:"
-
-
-def resume_lost(user_id: int, reason: str) -> str:
-    return f"<@{user_id}> I restarted and couldn't finish your picture: {reason}"
 
 
 def shared_post(user_id: int, style_name: str) -> str:

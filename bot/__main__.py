@@ -1,0 +1,127 @@
+"""``python -m bot [--config PATH]``: start the Discord bot; ``--healthcheck`` for container health checks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bot import health, messages
+from bot.config import Config, ConfigError, load_config
+
+logger = logging.getLogger("bot")
+
+EXIT_CONFIG = 2
+DEFAULT_CONFIG = "config.toml"
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces the bot token wherever it appears in a log line, whichever library wrote the line."""
+
+    def __init__(self, *secrets: str):
+        super().__init__()
+        self.secrets = [secret for secret in secrets if secret]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(secret in text for secret in self.secrets):
+            for secret in self.secrets:
+                text = text.replace(secret, "[REDACTED]")
+            record.msg, record.args = text, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            for secret in self.secrets:
+                record.exc_text = record.exc_text.replace(secret, "[REDACTED]")
+        return True
+
+
+def setup_logging(level: str, token: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(token))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # discord.py's gateway chatter at DEBUG is huge; keep it at INFO unless asked for.
+    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="A Discord bot that paints a photo in the style of a painting (/stylize).",
+        epilog="Environment: DISCORD_TOKEN, DISCORD_API_BASE, DISCORD_GATEWAY_URL and STYLEBOT_JOURNAL override "
+        "the config file.",
+    )
+    parser.add_argument("--config", default=None, help=f"TOML config file (default: {DEFAULT_CONFIG})")
+    parser.add_argument("--journal", default=None, help="SQLite journal path (overrides [journal] path)")
+    parser.add_argument("--healthcheck", action="store_true",
+                        help="exit 0 if a running bot touched its health file in the last 90 s, else 1")
+    return parser.parse_args(argv)
+
+
+def read_config(args: argparse.Namespace) -> Config:
+    path = Path(args.config or DEFAULT_CONFIG)
+    if args.config and not path.exists():
+        raise ConfigError([f"config file {path} does not exist (copy config.example.toml to start one)"])
+    config = load_config(path)
+    if args.journal:
+        config = replace(config, journal=replace(config.journal, path=args.journal))
+    return config
+
+
+async def run(config: Config) -> None:
+    from bot.app import StyleBot, apply_endpoints
+
+    apply_endpoints(config.discord.api_base, config.discord.gateway_url)
+    bot = StyleBot(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _stop, bot, signum.name)
+    async with bot:
+        await bot.start(config.discord.token)
+
+
+def _stop(bot, name: str) -> None:
+    logger.info("%s received, shutting down", name)
+    asyncio.get_running_loop().create_task(bot.close())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = read_config(args)
+    except ConfigError as error:
+        print(f"Bad configuration ({args.config or DEFAULT_CONFIG}):", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.healthcheck:
+        return 0 if health.is_fresh(config.bot.health_file) else 1
+    if not config.discord.token:
+        print(messages.no_token_help(args.config or DEFAULT_CONFIG), file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(config.bot.log_level, config.discord.token)
+    try:
+        asyncio.run(run(config))
+    except KeyboardInterrupt:
+        pass
+    except Exception as error:
+        import discord
+
+        if isinstance(error, discord.LoginFailure):
+            logger.error("Discord refused the token: set a valid DISCORD_TOKEN or [discord] token")
+            return EXIT_CONFIG
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
