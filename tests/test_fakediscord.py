@@ -1,0 +1,319 @@
+"""Self-tests of the fake Discord, driven through a plain, unmodified discord.py client (not the bot)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+
+import aiohttp
+import discord
+import discord.gateway
+import discord.http
+import pytest
+import yarl
+from discord import app_commands
+from PIL import Image
+
+from tests.fakediscord import EPHEMERAL, LOADING, FakeDiscord, UnknownRequestError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def png(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def apply_api_base(api_base: str, gateway_url: str) -> None:
+    """Everything discord.py 2.7 needs to talk to another Discord (REST, webhooks and gateway)."""
+    discord.http.Route.BASE = api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class ProbeView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=30)
+
+    @discord.ui.button(label="Again", custom_id="probe:again")
+    async def again(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        button.disabled = True
+        await interaction.response.edit_message(content=f"clicked by {interaction.user.name}", view=self)
+
+
+class ProbeClient(discord.Client):
+    """A minimal bot: /ping defers, reads the attachment from the CDN, and edits in a PNG of its mean colour."""
+
+    def __init__(self, *, sleep_before_reply: float = 0.0, sleep_after_defer: float = 0.0) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+        self.tree = app_commands.CommandTree(self)
+        self.errors: list[discord.HTTPException] = []
+        self.filesize_limits: list[int] = []
+        self.sleep_before_reply = sleep_before_reply
+        self.sleep_after_defer = sleep_after_defer
+        self._register()
+
+    def _register(self) -> None:
+        @self.tree.command(name="ping", description="Answer with a picture")
+        @app_commands.describe(image="a picture", size="side of the answer in pixels")
+        async def ping(interaction: discord.Interaction, image: discord.Attachment,
+                       size: app_commands.Range[int, 8, 96] = 32) -> None:
+            self.filesize_limits.append(interaction.filesize_limit)
+            await asyncio.sleep(self.sleep_before_reply)
+            try:
+                await interaction.response.defer(thinking=True)
+                await asyncio.sleep(self.sleep_after_defer)
+                source = Image.open(io.BytesIO(await image.read())).convert("RGB")
+                mean = source.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+                buffer = io.BytesIO()
+                Image.new("RGB", (size, size), mean).save(buffer, format="PNG")
+                buffer.seek(0)
+                await interaction.edit_original_response(
+                    content="pong", attachments=[discord.File(buffer, filename="pong.png")]
+                )
+            except discord.HTTPException as error:
+                self.errors.append(error)
+
+        @self.tree.command(name="steps", description="Ephemeral follow-ups and a button")
+        async def steps(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.followup.send("step 1", ephemeral=True)
+            await interaction.followup.send("step 2", ephemeral=True, file=discord.File(io.BytesIO(b"x"), "x.txt"))
+            await interaction.channel.send("public note", view=ProbeView())
+
+        @self.tree.context_menu(name="Use as style")
+        async def use_as_style(interaction: discord.Interaction, message: discord.Message) -> None:
+            names = ", ".join(a.filename for a in message.attachments)
+            await interaction.response.send_message(f"style from {names}", ephemeral=True)
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord(interaction_deadline=1.0, token_ttl=2.0) as server:
+        monkeypatch.setattr(discord.http.Route, "BASE", server.api_base)
+        monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url))
+        yield server
+
+
+async def run_client(fake: FakeDiscord, client: ProbeClient) -> asyncio.Task[None]:
+    task = asyncio.create_task(client.start(fake.token))
+    await fake.wait_for_bot_ready(timeout=15)
+    return task
+
+
+async def stop_client(client: ProbeClient, task: asyncio.Task[None]) -> None:
+    await client.close()
+    await asyncio.wait_for(task, 10)
+
+
+def without_compression(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = discord.gateway.DiscordWebSocket.from_client.__func__
+
+    async def from_client(cls, client, **kwargs):  # noqa: ANN001 - mirrors discord.py's signature
+        return await original(cls, client, compress=False, **kwargs)
+
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "from_client", classmethod(from_client))
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["zlib-stream", "plain"])
+async def test_slash_command_defers_then_edits_in_a_file(
+    fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch, compressed: bool
+) -> None:
+    if not compressed:
+        without_compression(monkeypatch)
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        assert fake.gateway.connections[-1]["query"].get("compress") == ("zlib-stream" if compressed else None)
+        assert fake.intents == discord.Intents.default().value
+        ping = fake.registered_commands["ping"]
+        options = {o["name"]: (o["type"], o.get("required", False)) for o in ping["options"]}
+        assert options == {"image": (11, True), "size": (4, False)}
+        assert {o["name"]: o.get("min_value") for o in ping["options"]}["size"] == 8
+        assert fake.registered_commands["Use as style"]["type"] == 3
+
+        attachment = fake.add_attachment(png((40, 30), (200, 40, 10)), "photo.png")
+        interaction = await fake.slash_command("ping", user="bob", options={"image": attachment, "size": 48})
+        assert await interaction.wait_acked(timeout=3) < 3
+        assert interaction.callback_type == 5
+        final = await interaction.wait_final(timeout=10)
+        assert final is interaction.original and final.content == "pong"
+        assert interaction.edits[0]["flags"] & LOADING and not final.loading
+        [(filename, _)] = final.files
+        [image] = final.images()
+        assert filename == "pong.png" and image.size == (48, 48)
+        assert image.convert("RGB").getpixel((5, 5)) == (200, 40, 10)
+        assert fake.cdn_fetches(attachment) == 1
+        assert client.filesize_limits == [fake.attachment_size_limit]
+        assert client.errors == []
+    finally:
+        await stop_client(client, task)
+
+
+async def test_followups_ephemeral_messages_and_button_click(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        interaction = await fake.slash_command("steps", user="alice")
+        await interaction.wait_final(lambda m: m.files == [("x.txt", b"x")], timeout=10)
+        # The first follow-up after a deferral replaces the "thinking…" message instead of adding one.
+        assert interaction.original is not None and interaction.original.content == "step 1"
+        assert [m.content for m in interaction.followups] == ["step 2"]
+        assert len(interaction.ephemeral_messages) == 2
+
+        await fake.wait_until(lambda: any(m.content == "public note" for m in fake.visible_messages()), 10)
+        assert [m.content for m in fake.visible_messages(user="bob")] == ["public note"]
+        assert [m.content for m in fake.visible_messages(user="alice")] == ["step 1", "step 2", "public note"]
+
+        [note] = fake.visible_messages(user="bob")
+        click = await fake.click(note, "probe:again", user="bob")
+        updated = await click.wait_final(lambda m: m.content.startswith("clicked"), timeout=10)
+        assert click.callback_type == 7 and updated is note
+        assert updated.content == "clicked by bob" and note.find_component("probe:again")["disabled"] is True
+        with pytest.raises(LookupError):
+            await fake.click(note, "probe:again", user="bob")
+    finally:
+        await stop_client(client, task)
+
+
+async def test_context_menu_on_a_users_message(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        painting = fake.add_attachment(png((16, 16), (0, 0, 255)), "starry.png")
+        posted = await fake.user_message("look", user="bob", attachments=[painting])
+        interaction = await fake.context_menu("Use as style", posted, user="alice")
+        reply = await interaction.wait_final(timeout=10)
+        assert reply.content == "style from starry.png"
+        assert reply.ephemeral and reply.flags & EPHEMERAL and interaction.callback_type == 4
+    finally:
+        await stop_client(client, task)
+
+
+async def test_dropped_connection_resumes_and_replays_missed_interaction(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        session_id = fake.gateway.current.id
+        await fake.drop_connection()
+        attachment = fake.add_attachment(png((8, 8), (1, 2, 3)), "a.png")
+        # Dispatched while the bot is offline: it must arrive through RESUME's replay.
+        interaction = await fake.slash_command("ping", options={"image": attachment})
+        await fake.wait_for_resume(timeout=10)
+        final = await interaction.wait_final(timeout=10)
+        assert final.content == "pong"
+        assert len(fake.gateway.identify_payloads) == 1
+        assert fake.gateway.resume_payloads[-1]["session_id"] == session_id
+        assert fake.gateway.connections[-1]["path"] == "/resume/"
+    finally:
+        await stop_client(client, task)
+
+
+async def test_rate_limited_edit_is_retried_by_discord_py(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        injection = fake.inject_rate_limit("PATCH", "/webhooks/*/*/messages/@original", retry_after=0.2)
+        attachment = fake.add_attachment(png((8, 8), (9, 9, 9)), "a.png")
+        interaction = await fake.slash_command("ping", options={"image": attachment})
+        final = await interaction.wait_final(timeout=10)
+        assert final.content == "pong" and injection.hits == 1 and client.errors == []
+        patches = [r.status for r in fake.requests if r.method == "PATCH" and r.path.endswith("@original")]
+        assert patches == [429, 200]
+    finally:
+        await stop_client(client, task)
+
+
+async def test_callback_after_the_deadline_is_unknown_interaction(fake: FakeDiscord) -> None:
+    client = ProbeClient(sleep_before_reply=fake.interaction_deadline + 0.3)
+    task = await run_client(fake, client)
+    try:
+        attachment = fake.add_attachment(png((8, 8), (9, 9, 9)), "a.png")
+        interaction = await fake.slash_command("ping", options={"image": attachment})
+        await fake.wait_until(lambda: client.errors, 10)
+        assert [(e.status, e.code) for e in client.errors] == [(404, 10062)]
+        assert interaction.acked_at is None and interaction.original is None
+    finally:
+        await stop_client(client, task)
+
+
+async def test_webhook_after_token_expiry_is_unknown_webhook(fake: FakeDiscord) -> None:
+    client = ProbeClient(sleep_after_defer=fake.token_ttl + 0.3)
+    task = await run_client(fake, client)
+    try:
+        attachment = fake.add_attachment(png((8, 8), (9, 9, 9)), "a.png")
+        interaction = await fake.slash_command("ping", options={"image": attachment})
+        await fake.wait_until(lambda: client.errors, 10)
+        assert [(e.status, e.code) for e in client.errors] == [(404, 10015)]
+        assert interaction.callback_type == 5 and interaction.original.loading
+    finally:
+        await stop_client(client, task)
+
+
+async def test_upload_over_the_size_limit_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with FakeDiscord(attachment_size_limit=100) as fake:
+        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+        monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+        client = ProbeClient()
+        task = await run_client(fake, client)
+        try:
+            attachment = fake.add_attachment(png((64, 64), (250, 10, 10)), "a.png")
+            interaction = await fake.slash_command("ping", options={"image": attachment, "size": 96})
+            await fake.wait_until(lambda: client.errors, 10)
+            assert [(e.status, e.code) for e in client.errors] == [(413, 40005)]
+            assert client.filesize_limits == [100]
+            assert interaction.original.loading and interaction.original.files == []
+        finally:
+            await stop_client(client, task)
+
+
+async def test_wrong_token_is_a_login_failure(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    with pytest.raises(discord.LoginFailure):
+        await client.start("not-the-token")
+    await client.close()
+
+
+async def test_unknown_route_fails_the_test_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UnknownRequestError, match="/guilds/"):
+        async with FakeDiscord() as fake:
+            monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+            monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+            client = ProbeClient()
+            task = await run_client(fake, client)
+            try:
+                with pytest.raises(discord.NotFound):
+                    await client.fetch_guild(fake.guild_id)
+            finally:
+                await stop_client(client, task)
+            assert fake.unknown_requests[0]["method"] == "GET"
+
+
+async def test_cdn_modes_behave_like_a_misbehaving_cdn(fake: FakeDiscord) -> None:
+    data = bytes(range(256)) * 200
+    normal = fake.add_attachment(data, "a.bin", "application/octet-stream")
+    slow = fake.add_attachment(data, "b.bin", "application/octet-stream", mode="slow", chunk_size=10_000,
+                               chunk_delay=0.01)
+    truncated = fake.add_attachment(data, "c.bin", mode="truncated")
+    lying = fake.add_attachment(data, "d.png", "image/png", mode="lying_size", served_content_type="text/html")
+    gone = fake.add_attachment(data, "e.png", mode="gone")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(normal["url"]) as response:
+            assert await response.read() == data and normal["size"] == len(data)
+            assert response.headers["Content-Type"] == "application/octet-stream"
+        async with session.get(slow["url"]) as response:
+            chunks = [chunk async for chunk, _ in response.content.iter_chunks()]
+            assert b"".join(chunks) == data and len(chunks) > 1
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async with session.get(truncated["url"]) as response:
+                await response.read()
+        async with session.get(lying["url"]) as response:
+            assert await response.read() == data
+            assert response.headers["Content-Type"] == "text/html" and lying["content_type"] == "image/png"
+            assert lying["size"] < len(data)
+        async with session.get(gone["url"]) as response:
+            assert response.status == 404
