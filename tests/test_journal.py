@@ -1,0 +1,136 @@
+"""The job journal: what a restart finds, token expiry, pruning."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from bot.journal import (
+    INTERACTION_TOKEN_LIFETIME_S,
+    TOKEN_SAFETY_MARGIN_S,
+    AttachmentInfo,
+    JobRecord,
+    Journal,
+)
+
+
+def record(job_id: str, *, created_at: float = 1000.0, token_expires_at: float | None = None, **extra) -> JobRecord:
+    return JobRecord(
+        job_id=job_id,
+        user_id=42,
+        guild_id=7,
+        channel_id=8,
+        attachments=[
+            AttachmentInfo("content", "https://cdn.example/c.png", 1234, "image/png", "cat.png"),
+            AttachmentInfo("style", "https://cdn.example/s.jpg", 5678, "image/jpeg", "wave.jpg"),
+        ],
+        options={"strength": 6, "size": 64, "seed": 3, "preserve_colors": False, "variants": 3},
+        content=b"content-bytes",
+        style=b"style-bytes",
+        application_id=99,
+        interaction_id=100,
+        token="interaction-token",
+        token_expires_at=token_expires_at,
+        created_at=created_at,
+        **extra,
+    )
+
+
+@pytest.fixture
+def journal(tmp_path):
+    journal = Journal(tmp_path / "sub" / "journal.sqlite3")
+    yield journal
+    journal.close()
+
+
+def test_a_job_survives_reopening(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    first = Journal(path)
+    first.add(record("a" * 32))
+    first.close()
+    second = Journal(path)
+    loaded = second.get("a" * 32)
+    second.close()
+    assert loaded == record("a" * 32)
+    assert loaded.attachment("style").filename == "wave.jpg"
+    assert loaded.content == b"content-bytes"
+
+
+def test_journal_uses_wal(journal):
+    mode = sqlite3.connect(journal.path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_unfinished_lists_accepted_and_running_oldest_first(journal):
+    for job_id, created in (("new", 3.0), ("old", 1.0), ("done", 0.5), ("failed", 0.7), ("running", 2.0)):
+        journal.add(record(job_id, created_at=created))
+    journal.mark_running("running")
+    journal.mark_done("done", {"style_weights": [1.0]}, 555)
+    journal.mark_failed("failed", "timed out")
+    assert [r.job_id for r in journal.unfinished()] == ["old", "running", "new"]
+    assert journal.get("running").state == "running"
+
+
+def test_done_keeps_result_and_message(journal):
+    journal.add(record("j"))
+    journal.set_response_message("j", 321)
+    journal.mark_done("j", {"style_weights": [1e7, 1e8], "chosen": 1}, 321, now=5000.0)
+    loaded = journal.get("j")
+    assert (loaded.state, loaded.result_message_id, loaded.finished_at) == ("done", 321, 5000.0)
+    assert loaded.result["style_weights"] == [1e7, 1e8]
+    assert loaded.response_message_id == 321
+
+
+def test_failed_keeps_reason(journal):
+    journal.add(record("j"))
+    journal.mark_failed("j", "That picture took too long")
+    assert journal.get("j").error == "That picture took too long"
+    assert journal.unfinished() == []
+
+
+def test_unknown_job_is_none(journal):
+    assert journal.get("nope") is None
+
+
+def test_token_validity_respects_lifetime_and_margin():
+    now = 10_000.0
+    fresh = record("j", token_expires_at=now + INTERACTION_TOKEN_LIFETIME_S)
+    assert fresh.token_valid(now)
+    assert not fresh.token_valid(now + INTERACTION_TOKEN_LIFETIME_S)
+    # Too close to expiry for an edit to make it: treated as gone.
+    assert not fresh.token_valid(now + INTERACTION_TOKEN_LIFETIME_S - TOKEN_SAFETY_MARGIN_S / 2)
+    assert fresh.token_valid(now + INTERACTION_TOKEN_LIFETIME_S - TOKEN_SAFETY_MARGIN_S * 2)
+    assert not record("j", token_expires_at=None).token_valid(now)
+    no_token = record("j", token_expires_at=now + 600)
+    no_token.token = None
+    assert not no_token.token_valid(now)
+
+
+def test_token_is_not_in_the_repr():
+    assert "interaction-token" not in repr(record("j", token_expires_at=time.time()))
+
+
+def test_prune_removes_only_old_finished_jobs(journal):
+    now = 1_000_000.0
+    for job_id in ("old-done", "old-failed", "new-done", "old-accepted"):
+        journal.add(record(job_id, created_at=now - 10 * 3600))
+    journal.mark_done("old-done", {}, 1, now=now - 5 * 3600)
+    journal.mark_failed("old-failed", "x", now=now - 5 * 3600)
+    journal.mark_done("new-done", {}, 2, now=now - 1 * 3600)
+    assert journal.prune(keep_finished_hours=2, now=now) == 2
+    assert journal.get("old-done") is None and journal.get("old-failed") is None
+    assert journal.get("new-done") is not None
+    # Never prune what is still owed to someone, however old.
+    assert journal.get("old-accepted") is not None
+
+
+def test_forgetting_a_deleted_result_drops_its_images(journal):
+    journal.add(record("j"))
+    journal.mark_done("j", {"style_weights": [1.0]}, 77)
+    journal.forget_result_message("j")
+    loaded = journal.get("j")
+    assert loaded.result_message_id is None
+    assert loaded.content is None and loaded.style is None
+    assert loaded.state == "done"
