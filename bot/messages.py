@@ -62,7 +62,7 @@ def download_failed(filename: str) -> str:
 
 def refusal(reason: Refusal) -> str:
     if reason.kind == "per_user":
-        pictures = "picture is" if reason.limit == 1 else "pictures are"
+        pictures = "picture" if reason.limit == 1 else "pictures"
         return f"You already have {reason.limit} {pictures} being painted — wait for one to finish."
     if reason.kind == "per_guild":
         return f"This server already has {reason.limit} pictures being painted — please try again in a few minutes."

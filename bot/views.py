@@ -19,15 +19,14 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"sty:never
     """Shared behaviour: build from a CustomId, hand clicks to the bot."""
 
     action = ""
-    label = ""
-    style = discord.ButtonStyle.secondary
-    emoji: str | None = None
+    default_label = ""
+    button_style = discord.ButtonStyle.secondary
 
     def __init__(self, job_id: str, argument: int | None = None, *, label: str | None = None, row: int | None = None):
         self.custom = CustomId(self.action, job_id, argument)
         super().__init__(
-            discord.ui.Button(label=label or self.label, style=self.style, emoji=self.emoji,
-                              custom_id=str(self.custom), row=row)
+            discord.ui.Button(label=label or self.default_label, style=self.button_style, custom_id=str(self.custom),
+                              row=row)
         )
 
     @classmethod
@@ -42,27 +41,27 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"sty:never
 
 
 class CancelButton(_JobButton, template=template("cancel")):
-    action, label, style = "cancel", "Cancel", discord.ButtonStyle.danger
+    action, default_label, button_style = "cancel", "Cancel", discord.ButtonStyle.danger
 
 
 class LessButton(_JobButton, template=template("less")):
-    action, label, style = "less", "Less style", discord.ButtonStyle.secondary
+    action, default_label, button_style = "less", "Less style", discord.ButtonStyle.secondary
 
 
 class MoreButton(_JobButton, template=template("more")):
-    action, label, style = "more", "More style", discord.ButtonStyle.secondary
+    action, default_label, button_style = "more", "More style", discord.ButtonStyle.secondary
 
 
 class VariantButton(_JobButton, template=template("variant")):
-    action, style = "variant", discord.ButtonStyle.primary
+    action, button_style = "variant", discord.ButtonStyle.primary
 
 
 class DeleteButton(_JobButton, template=template("delete")):
-    action, label, style = "delete", "Delete", discord.ButtonStyle.danger
+    action, default_label, button_style = "delete", "Delete", discord.ButtonStyle.danger
 
 
 class ShareButton(_JobButton, template=template("share")):
-    action, label, style = "share", "Share", discord.ButtonStyle.success
+    action, default_label, button_style = "share", "Share", discord.ButtonStyle.success
 
 
 DYNAMIC_ITEMS = (CancelButton, LessButton, MoreButton, VariantButton, DeleteButton, ShareButton)
