@@ -42,6 +42,13 @@ class ProbeView(discord.ui.View):
         await interaction.response.edit_message(content=f"clicked by {interaction.user.name}", view=self)
 
 
+class NameModal(discord.ui.Modal, title="Who are you?"):
+    name = discord.ui.TextInput(label="Name", custom_id="probe:name")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"hello {self.name.value}")
+
+
 class ProbeClient(discord.Client):
     """A minimal bot: /ping defers, reads the attachment from the CDN, and edits in a PNG of its mean colour."""
 
@@ -84,8 +91,13 @@ class ProbeClient(discord.Client):
 
         @self.tree.context_menu(name="Use as style")
         async def use_as_style(interaction: discord.Interaction, message: discord.Message) -> None:
-            names = ", ".join(a.filename for a in message.attachments)
-            await interaction.response.send_message(f"style from {names}", ephemeral=True)
+            [attachment] = message.attachments
+            echo = discord.File(io.BytesIO(await attachment.read()), filename="echo.png")
+            await interaction.response.send_message(f"style from {attachment.filename}", file=echo, ephemeral=True)
+
+        @self.tree.command(name="greet", description="Asks for a name in a modal")
+        async def greet(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(NameModal())
 
     async def setup_hook(self) -> None:
         await self.tree.sync()
@@ -101,7 +113,13 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
 
 async def run_client(fake: FakeDiscord, client: ProbeClient) -> asyncio.Task[None]:
     task = asyncio.create_task(client.start(fake.token))
-    await fake.wait_for_bot_ready(timeout=15)
+    ready = asyncio.create_task(fake.wait_for_bot_ready(timeout=15))
+    await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        task.result()  # the client died while connecting: show why
+        raise AssertionError("the client stopped before it was ready")
+    ready.result()
     return task
 
 
@@ -190,8 +208,45 @@ async def test_context_menu_on_a_users_message(fake: FakeDiscord) -> None:
         reply = await interaction.wait_final(timeout=10)
         assert reply.content == "style from starry.png"
         assert reply.ephemeral and reply.flags & EPHEMERAL and interaction.callback_type == 4
+        [echoed] = reply.images()
+        assert echoed.size == (16, 16) and echoed.convert("RGB").getpixel((3, 3)) == (0, 0, 255)
+        assert [m.content for m in fake.visible_messages(user="bob")] == ["look"]
     finally:
         await stop_client(client, task)
+
+
+async def test_modal_is_shown_and_its_submission_handled(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        opened = await fake.slash_command("greet", user="bob")
+        await opened.wait_acked(timeout=3)
+        assert opened.callback_type == 9 and opened.modal["title"] == "Who are you?"
+        submitted = await fake.submit_modal(opened, {"probe:name": "Ada"})
+        reply = await submitted.wait_final(timeout=10)
+        assert reply.content == "hello Ada" and not reply.ephemeral
+    finally:
+        await stop_client(client, task)
+
+
+async def test_autosharded_client_uses_gateway_bot_and_gets_ready(fake: FakeDiscord) -> None:
+    client = discord.AutoShardedClient(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    ready = asyncio.Event()
+
+    @client.event
+    async def on_ready() -> None:
+        ready.set()
+
+    task = asyncio.create_task(client.start(fake.token))
+    try:
+        await asyncio.wait_for(ready.wait(), 15)
+        assert fake.gateway.identify_payloads[-1]["shard"] == [0, 1]
+        assert [g.name for g in client.guilds] == ["Fake Guild"]
+        assert {c.name for c in client.guilds[0].text_channels} == {"general", "art"}
+        assert any(r.path == "/api/v10/gateway/bot" for r in fake.requests)
+    finally:
+        await client.close()
+        await asyncio.wait_for(task, 10)
 
 
 async def test_dropped_connection_resumes_and_replays_missed_interaction(fake: FakeDiscord) -> None:

@@ -210,6 +210,8 @@ class FakeDiscord:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 detail = describe() if describe else ""
+                if self.bot is not None:
+                    detail += f"\n---- bot log ({self.bot.log_path}), last lines:\n{self.bot.log_tail()}"
                 raise TimeoutError(f"condition not met within {timeout:.1f}s. {detail}".strip())
             change = self._change
             try:
@@ -397,6 +399,8 @@ class FakeDiscord:
         """Wait until the bot identified on the gateway and registered commands (these names, if given)."""
 
         def ready() -> bool:
+            if self.bot is not None and self.bot.starts and not self.bot.running:
+                raise RuntimeError(f"the bot exited with {self.bot.returncode}:\n{self.bot.log_tail()}")
             session = self.gateway.current
             if session is None or session.ws is None:
                 return False
@@ -406,9 +410,8 @@ class FakeDiscord:
             return set(commands) <= names
 
         def describe() -> str:
-            log = self.bot.log_tail() if self.bot is not None else ""
             return (f"identified={bool(self.gateway.identify_payloads)} commands={sorted(self.global_commands)} "
-                    f"unknown={self.unknown_requests}\n{log}")
+                    f"unknown={self.unknown_requests}")
 
         await self.wait_until(ready, timeout, describe)
 
