@@ -8,6 +8,7 @@ SHA-256 checked; machines without internet can point at a local copy instead.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
@@ -45,7 +46,8 @@ def _relu_layer_indices() -> dict[str, int]:
 
 
 # Only the layers the truncated network has: relu1_1 … relu5_1.
-LAYER_INDEX: dict[str, int] = {name: i for name, i in _relu_layer_indices().items() if i <= 29}
+_ALL_RELUS = _relu_layer_indices()
+LAYER_INDEX: dict[str, int] = {name: i for name, i in _ALL_RELUS.items() if i <= _ALL_RELUS["relu5_1"]}
 # The layers of Gatys et al.: style from the first ReLU of every block, content from relu4_2.
 STYLE_LAYERS: dict[str, int] = {name: LAYER_INDEX[name] for name in
                                 ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
@@ -78,8 +80,11 @@ def prefetch(url: str = VGG19_URL, *, hash_prefix: str | None = VGG19_HASH_PREFI
         _download(url, target, hash_prefix, progress)
     except WeightsUnavailable:
         raise
-    except (OSError, urllib.error.URLError) as error:
-        reason = getattr(error, "reason", None) or error
+    except (OSError, http.client.HTTPException) as error:
+        if isinstance(error, urllib.error.HTTPError):
+            reason = f"HTTP {error.code} {error.reason}"
+        else:
+            reason = getattr(error, "reason", None) or error
         raise WeightsUnavailable(
             f"Could not download the VGG-19 weights from {url} ({reason}); nothing is cached at {target}. "
             f"Copy the file there, or {LOCAL_FILE_HINT}.") from error
@@ -122,11 +127,16 @@ def _download(url: str, target: Path, hash_prefix: str | None, progress: bool) -
         partial.unlink(missing_ok=True)
 
 
-def _features(seed: int) -> torch.nn.Sequential:
-    """The full ``features`` stack, initialised exactly like the referee's random network for ``seed``.
+def _features(seed: int | None) -> torch.nn.Sequential:
+    """The full ``features`` stack; for a ``seed``, initialised exactly like the referee's random network.
 
-    The global RNG is forked so that building a network never changes what other code draws afterwards.
+    Matching the referee means drawing what it draws: torchvision's default init of all 16 convolutions, then
+    Kaiming normal. The global RNG is forked so that building a network never changes what others draw next.
+    Without a seed the layers live on the meta device: no memory, no time spent on values about to be replaced.
     """
+    if seed is None:
+        with torch.device("meta"):
+            return torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"])
@@ -169,7 +179,7 @@ def _load_into(net: torch.nn.Sequential, state: dict[str, torch.Tensor], path: P
             raise WeightsUnavailable(
                 f"{description} {path} is not a VGG-19 state dict: 'features.{key}' has shape "
                 f"{tuple(features[key].shape)}, expected {tuple(tensor.shape)}.")
-    net.load_state_dict({key: features[key] for key in wanted})
+    net.load_state_dict({key: features[key].float() for key in wanted}, assign=True)
 
 
 def load_vgg19(source: str | os.PathLike = "imagenet", *, device: str | torch.device = "cpu", url: str = VGG19_URL,
@@ -181,19 +191,20 @@ def load_vgg19(source: str | os.PathLike = "imagenet", *, device: str | torch.de
     ``"random"`` (seeded torchvision initialisation, only good for tests and timings), or a path to a state dict.
     Raises ``WeightsUnavailable`` with a message fit for an operator.
     """
-    features = _features(seed)
-    if str(source) == "random":
+    random = str(source) == "random"
+    features = _features(seed if random else None)
+    net = torch.nn.Sequential(*[torch.nn.ReLU(inplace=False) if isinstance(m, torch.nn.ReLU) else m
+                                for m in features[: LAST_INDEX + 1]])
+    if random:
         log.warning("random weights (seed %d): images will not look painted; use 'imagenet' or a weights file "
                     "for real results", seed)
     elif str(source) == "imagenet":
         path = prefetch(url, hash_prefix=hash_prefix, cache_dir=cache_dir, progress=progress)
         try:
-            _load_into(features, _read_state_dict(path, "The cached weights file"), path, "The cached weights file")
+            _load_into(net, _read_state_dict(path, "The cached weights file"), path, "The cached weights file")
         except WeightsUnavailable as error:
             raise WeightsUnavailable(f"{error} Delete it to download it again.") from error
     else:
         path = Path(source).expanduser()
-        _load_into(features, _read_state_dict(path, "The weights file"), path, "The weights file")
-    layers = [torch.nn.ReLU(inplace=False) if isinstance(m, torch.nn.ReLU) else m
-              for m in features[: LAST_INDEX + 1]]
-    return torch.nn.Sequential(*layers).to(device).eval().requires_grad_(False)
+        _load_into(net, _read_state_dict(path, "The weights file"), path, "The weights file")
+    return net.to(device).eval().requires_grad_(False)
