@@ -1,0 +1,612 @@
+"""RayExecutor: the same executor contract, with jobs painted by the replicas of a Ray Serve deployment.
+
+Each replica (``_Painter``) loads the weights once and paints one job at a time; its answer to a job is a
+stream: a private ``_ReplicaStarted`` marker, then the contract's ``JobProgress`` events, then exactly one
+``JobDone`` or ``JobFailed``. Only plain picklable data crosses the cluster, images always as encoded bytes.
+
+The executor keeps the queue itself (round-robin between owners, like ``LocalExecutor``) and sends Serve at
+most one job per replica, so queue positions are known here and a job that waits never holds a replica.
+Cancelling a job cancels its Serve request: the replica's handler task is cancelled, which sets the event the
+runner checks between steps; the replica takes no other job until that optimisation has really stopped.
+
+Ray is imported only by ``start``, so the rest of the project does not need the ``ray`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from stylizer.executor.base import (
+    Executor,
+    ExecutorUnavailable,
+    Job,
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobHandle,
+    JobProgress,
+    JobQueued,
+    JobStarted,
+    QueueFull,
+)
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_REASON = "The bot is shutting down; try again when it is back."
+CRASHED_REASON = (
+    "The painter crashed twice on this picture; try a smaller size, fewer variants or another image."
+)
+CANCELLED_REASON = "The job was cancelled."
+INTERNAL_REASON = "Something went wrong while painting; the details are in the bot's log."
+# Addresses that start a Ray instance inside this process instead of joining a cluster.
+LOCAL_ADDRESSES = (None, "local")
+PROBE_TIMEOUT_S = 5.0
+# The cluster is checked this often; after HEALTH_FAILURES missed checks in a row it counts as gone. Ray itself
+# would leave a request to a vanished cluster waiting for ever.
+HEALTH_INTERVAL_S = 5.0
+HEALTH_FAILURES = 2
+CANCEL_CONFIRM_S = 5.0
+# How long close() waits for Serve to delete the application before giving up on an unreachable cluster.
+CLOSE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class _ReplicaStarted:
+    """First item of every stream: the replica has begun painting (its name, for logs and fault tests)."""
+
+    replica: str
+
+
+@dataclass(frozen=True)
+class ReplicaRecord:
+    """What one replica remembers of a job it ran: how it ended and how far the optimisation got."""
+
+    job_id: str
+    outcome: str  # "done" or a FailureKind
+    last_step: int
+    total: int
+
+
+class _Painter:
+    """One Serve replica. Wrapped with ``serve.deployment`` at start, so that importing this module needs no Ray."""
+
+    def __init__(self, weights: str, device: str, progress_interval_s: float, previews: bool) -> None:
+        import ray
+        import torch
+
+        from stylizer.weights import load_vgg19
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._device = device
+        self._progress_interval_s = progress_interval_s
+        self._previews = previews
+        self._net = load_vgg19(weights, device=device)
+        self._name = ray.get_runtime_context().get_actor_name() or "replica"
+        # Serve counts a cancelled request as finished at once; this lock keeps the next job off the replica
+        # until the cancelled optimisation has actually returned.
+        self._idle = asyncio.Lock()
+        self._history: deque[ReplicaRecord] = deque(maxlen=64)
+
+    async def paint(self, job: Job) -> AsyncIterator[_ReplicaStarted | JobEvent]:
+        from stylizer.executor.runner import job_failure, run_job
+
+        async with self._idle:
+            loop = asyncio.get_running_loop()
+            events: asyncio.Queue[JobProgress | JobDone | JobFailed] = asyncio.Queue()
+            stop = threading.Event()
+            last_progress: list[JobProgress] = []
+
+            def on_progress(progress: JobProgress) -> None:
+                last_progress[:] = [progress]
+                loop.call_soon_threadsafe(events.put_nowait, progress)
+
+            def work() -> None:
+                try:
+                    outcome = run_job(
+                        job,
+                        self._net,
+                        device=self._device,
+                        on_progress=on_progress,
+                        cancelled=stop.is_set,
+                        progress_interval=self._progress_interval_s,
+                        previews=self._previews,
+                    )
+                except Exception as error:  # noqa: BLE001 - every failure is reported as a JobFailed
+                    outcome = job_failure(error)
+                loop.call_soon_threadsafe(events.put_nowait, outcome)
+
+            # A thread of its own, not the loop's default pool: the loop stays free to hear a cancellation.
+            worker = threading.Thread(target=work, name=f"paint-{job.job_id}", daemon=True)
+            worker.start()
+            finished = loop.run_in_executor(None, worker.join)
+            outcome_kind = "cancelled"
+            try:
+                yield _ReplicaStarted(self._name)
+                while True:
+                    event = await events.get()
+                    if isinstance(event, JobProgress):
+                        yield event
+                        continue
+                    outcome_kind = "done" if isinstance(event, JobDone) else event.kind
+                    yield event
+                    return
+            finally:
+                stop.set()
+                await finished
+                step, total = (last_progress[0].step, last_progress[0].total) if last_progress else (0, 0)
+                self._history.append(ReplicaRecord(job.job_id, outcome_kind, step, total))
+
+    def history(self) -> tuple[str, list[ReplicaRecord]]:
+        """This replica's name and the jobs it ran, newest last (for operators and tests)."""
+        return self._name, list(self._history)
+
+
+@dataclass(eq=False)
+class _Entry:
+    job: Job
+    handle: _RayHandle
+    submitted: int  # submission order, breaks ties between owners nobody has served yet
+    attempt: int = 0
+    last_position: int | None = None
+    stream: Any = None  # the Serve DeploymentResponseGenerator of the current attempt
+    replica: str | None = None
+    task: asyncio.Task | None = None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+
+
+class _RayHandle(JobHandle):
+    def __init__(self, executor: RayExecutor, job_id: str) -> None:
+        self.job_id = job_id
+        self._executor = executor
+        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self.finished = False
+
+    def push(self, event: JobEvent) -> None:
+        if self.finished:
+            return
+        if isinstance(event, JobDone | JobFailed):
+            self.finished = True
+        self._events.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        while True:
+            event = await self._events.get()
+            yield event
+            if isinstance(event, JobDone | JobFailed):
+                return
+
+    async def cancel(self) -> None:
+        self._executor._stop(self.job_id, JobFailed("cancelled", CANCELLED_REASON))
+
+
+class RayExecutor(Executor):
+    def __init__(
+        self,
+        *,
+        address: str | None = "auto",
+        weights: str = "imagenet",
+        device: str = "auto",
+        replicas: int = 1,
+        num_gpus: float | None = None,
+        num_cpus: float = 1,
+        max_queued_per_replica: int = 8,
+        job_timeout_s: float | None = None,
+        app_name: str = "stylebot",
+        progress_interval_s: float = 1.0,
+        previews: bool = True,
+        max_attempts: int = 2,
+        start_timeout_s: float = 600.0,
+        init_options: dict | None = None,
+    ) -> None:
+        """``address``: ``"auto"`` (the cluster this machine belongs to), ``"ray://head:10001"`` (Ray client),
+        ``"host:6379"``, or ``None``/``"local"`` for a Ray instance inside this process (tests, one machine).
+
+        ``num_gpus`` per replica: ``None`` means one GPU when the device may be CUDA and the cluster has GPUs,
+        else none. ``max_queued_per_replica``: jobs accepted per replica, the running one included; beyond
+        that ``submit`` raises QueueFull. ``job_timeout_s`` applies to jobs without their own ``timeout_s``.
+        ``init_options`` go to ``ray.init`` as they are (e.g. ``num_cpus`` for a local instance).
+        """
+        if replicas < 1 or max_queued_per_replica < 1 or max_attempts < 1:
+            raise ValueError("replicas, max_queued_per_replica and max_attempts must be at least 1")
+        self.address = address
+        self.weights = weights
+        self.device = device
+        self.replicas = replicas
+        self.num_gpus = num_gpus
+        self.num_cpus = num_cpus
+        self.max_queued_per_replica = max_queued_per_replica
+        self.job_timeout_s = job_timeout_s
+        self.app_name = app_name
+        self.progress_interval_s = progress_interval_s
+        self.previews = previews
+        self.max_attempts = max_attempts
+        self.start_timeout_s = start_timeout_s
+        self.init_options = dict(init_options or {})
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._serve_handle = None
+        self._owns_ray = False
+        self._submissions = itertools.count()
+        self._serve_counter = itertools.count()
+        self._entries: dict[str, _Entry] = {}
+        self._waiting: dict[int, deque[_Entry]] = {}  # owner -> jobs in submission order
+        self._last_served: dict[int, int] = {}  # owner -> serve counter value when last started
+        self._running: dict[str, _Entry] = {}
+        self._started = False
+        self._closing = False
+        self._broken: str | None = None
+        self._health_target: tuple[str, int] | None = None
+        self._health_task: asyncio.Task | None = None
+
+    # Public API
+
+    @property
+    def queued(self) -> int:
+        return len(self._entries)
+
+    @property
+    def max_queue(self) -> int:
+        return self.replicas * self.max_queued_per_replica
+
+    @property
+    def running_on(self) -> dict[str, str]:
+        """job id -> name of the Serve replica actor painting it (namespace "serve"), for jobs started."""
+        return {job_id: entry.replica for job_id, entry in self._running.items() if entry.replica is not None}
+
+    async def start(self) -> None:
+        if self._closing:
+            raise ExecutorUnavailable("The painter has been shut down.")
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._connect)
+        try:
+            self._serve_handle = await asyncio.to_thread(self._deploy)
+        except ExecutorUnavailable:
+            await asyncio.to_thread(self._release)
+            raise
+        self._started = True
+        self._health_task = self._loop.create_task(self._watch_health(), name="ray-executor-health")
+        logger.info(
+            "Ray Serve app %r ready: %d replica(s), weights %s, device %s",
+            self.app_name, self.replicas, self.weights, self.device,
+        )
+
+    async def submit(self, job: Job) -> JobHandle:
+        if not self._started or self._closing:
+            raise ExecutorUnavailable("The painter is not running.")
+        if self._broken is not None:
+            raise ExecutorUnavailable(self._broken)
+        if job.job_id in self._entries:
+            raise ValueError(f"job id {job.job_id!r} is already queued")
+        if len(self._entries) >= self.max_queue:
+            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a few minutes.")
+        handle = _RayHandle(self, job.job_id)
+        entry = _Entry(job=job, handle=handle, submitted=next(self._submissions))
+        self._entries[job.job_id] = entry
+        self._waiting.setdefault(job.owner, deque()).append(entry)
+        self._announce_positions()
+        self._dispatch_next()
+        return handle
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._health_task is not None:
+            self._health_task.cancel()
+        tasks = [entry.task for entry in self._running.values() if entry.task is not None]
+        for entry in list(self._entries.values()):
+            self._stop(entry.job.job_id, JobFailed("unavailable", SHUTDOWN_REASON))
+        if tasks:
+            # Their streams are cancelled; a vanished cluster may never confirm it.
+            _, pending = await asyncio.wait(tasks, timeout=CANCEL_CONFIRM_S)
+            for task in pending:
+                task.cancel()
+        if self._started or self._owns_ray:
+            release = asyncio.create_task(asyncio.to_thread(self._release))
+            done, _ = await asyncio.wait([release], timeout=CLOSE_TIMEOUT_S)
+            if not done:
+                logger.warning("Ray did not confirm the shutdown of app %r within %g s", self.app_name,
+                               CLOSE_TIMEOUT_S)
+
+    # Ray (blocking: these run in a thread, never on the event loop)
+
+    def _connect(self) -> None:
+        try:
+            import ray
+        except ImportError as error:
+            raise ExecutorUnavailable(
+                "Ray is not installed here: pip install 'stylebot[ray]' to use the ray executor."
+            ) from error
+        _probe(self.address)
+        if ray.is_initialized():
+            # Somebody in this process (a test, an embedding application) already chose the cluster.
+            logger.info("using this process's existing Ray connection")
+        else:
+            options = {"log_to_driver": False, **self.init_options}
+            try:
+                ray.init(address=self.address, **options)
+            except Exception as error:  # noqa: BLE001 - every way of not connecting means the same to the bot
+                raise ExecutorUnavailable(
+                    f"Cannot reach the Ray cluster at {self.address or 'a new local instance'}: "
+                    f"{_first_line(error)}"
+                ) from error
+            self._owns_ray = True
+        # A Ray client talks to the cluster through its client server; a driver through the GCS.
+        if self.address is not None and self.address.startswith("ray://"):
+            self._health_target = _host_port(self.address.removeprefix("ray://"))
+        else:
+            self._health_target = _host_port(ray.get_runtime_context().gcs_address)
+
+    def _deploy(self):
+        import ray
+        from ray import serve
+
+        gpus = self._gpus_per_replica(ray.cluster_resources().get("GPU", 0))
+        device = self.device if self.device != "auto" or gpus > 0 else "cpu"
+        deployment = serve.deployment(
+            _Painter,
+            name="painter",
+            num_replicas=self.replicas,
+            max_ongoing_requests=1,
+            ray_actor_options={"num_cpus": self.num_cpus, "num_gpus": gpus},
+        )
+        application = deployment.bind(self.weights, device, self.progress_interval_s, self.previews)
+        try:
+            # Handles only: the bot never needs Serve's HTTP proxy on port 8000.
+            serve.start(proxy_location="Disabled")
+            handle = serve.run_many(
+                [serve.RunTarget(application, name=self.app_name, route_prefix=None)],
+                wait_for_applications_running=False,
+            )[0]
+        except Exception as error:  # noqa: BLE001
+            raise ExecutorUnavailable(f"Ray Serve could not deploy the painter: {_first_line(error)}") from error
+        self._wait_until_running(serve)
+        return handle
+
+    def _gpus_per_replica(self, cluster_gpus: float) -> float:
+        if self.num_gpus is not None:
+            if self.num_gpus > 0 and cluster_gpus == 0:
+                logger.warning("the Ray cluster has no GPU yet; replicas wait for one (autoscaler?)")
+            return self.num_gpus
+        return 1.0 if self.device != "cpu" and cluster_gpus > 0 else 0.0
+
+    def _wait_until_running(self, serve) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        message = ""
+        while time.monotonic() < deadline:
+            app = serve.status().applications.get(self.app_name)
+            status = str(app.status) if app is not None else "NOT_STARTED"
+            if app is not None:
+                message = app.message or "; ".join(
+                    d.message for d in app.deployments.values() if d.message
+                )
+            if status.endswith("RUNNING"):
+                return
+            if status.endswith("DEPLOY_FAILED"):
+                raise ExecutorUnavailable(f"The painter replicas could not start: {_last_line(message)}")
+            time.sleep(0.25)
+        raise ExecutorUnavailable(
+            f"The painter replicas were not ready within {self.start_timeout_s:g} s: {_first_line(message)}"
+        )
+
+    def _release(self) -> None:
+        try:
+            import ray
+            from ray import serve
+        except ImportError:
+            return
+        if self._broken is None and _ray_connected():
+            try:
+                serve.delete(self.app_name)
+            except Exception as error:  # noqa: BLE001 - the cluster may be gone; nothing is left to free then
+                logger.warning("could not delete Serve app %r: %s", self.app_name, _first_line(error))
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False
+
+    # Scheduling (event loop only)
+
+    def _round_robin_order(self) -> list[_Entry]:
+        """Waiting jobs in the order they will start: always the owner served least recently, so one
+        owner's long queue delays anybody else's job by at most one of its own."""
+        queues = {owner: deque(entries) for owner, entries in self._waiting.items() if entries}
+        last_served = dict(self._last_served)
+        order = []
+        virtual_clock = itertools.count(max(last_served.values(), default=-1) + 1)
+        while queues:
+            owner = min(queues, key=lambda o: (last_served.get(o, -1), queues[o][0].submitted))
+            order.append(queues[owner].popleft())
+            if not queues[owner]:
+                del queues[owner]
+            last_served[owner] = next(virtual_clock)
+        return order
+
+    def _announce_positions(self) -> None:
+        for position, entry in enumerate(self._round_robin_order(), start=1):
+            if entry.last_position != position:
+                entry.last_position = position
+                entry.handle.push(JobQueued(position))
+
+    def _dispatch_next(self) -> None:
+        while len(self._running) < self.replicas and not self._closing and self._broken is None:
+            order = self._round_robin_order()
+            if not order:
+                return
+            entry = order[0]
+            owner_queue = self._waiting[entry.job.owner]
+            owner_queue.popleft()
+            if not owner_queue:
+                del self._waiting[entry.job.owner]
+            self._last_served[entry.job.owner] = next(self._serve_counter)
+            self._running[entry.job.job_id] = entry
+            entry.task = self._loop.create_task(self._drive(entry), name=f"ray-job-{entry.job.job_id}")
+        self._announce_positions()
+
+    async def _drive(self, entry: _Entry) -> None:
+        """Run one job on Serve, trying again on another (or the restarted) replica if its replica dies."""
+        from ray.exceptions import RayActorError, RayTaskError
+        from ray.serve.exceptions import RequestCancelledError
+
+        while not entry.handle.finished:
+            entry.attempt += 1
+            entry.replica = None
+            try:
+                entry.stream = self._serve_handle.options(stream=True).paint.remote(entry.job)
+                async for item in entry.stream:
+                    if entry.handle.finished:
+                        return
+                    if isinstance(item, _ReplicaStarted):
+                        self._on_started(entry, item.replica)
+                    elif isinstance(item, JobProgress):
+                        entry.handle.push(item)
+                    else:
+                        self._finish(entry, item)
+                        return
+                lost = "its stream ended without a result"
+            except RequestCancelledError:
+                return  # whoever cancelled it has already told the user
+            except RayActorError as error:
+                lost = _first_line(error)
+            except RayTaskError as error:
+                # The replica's own code failed outside run_job (which reports its failures as events).
+                logger.error("job %s failed in its replica: %s", entry.job.job_id, error)
+                self._finish(entry, JobFailed("internal", INTERNAL_REASON))
+                return
+            except Exception as error:  # noqa: BLE001 - anything else is about the cluster, not the job
+                if entry.handle.finished:
+                    return
+                logger.exception("job %s failed on Ray", entry.job.job_id)
+                self._finish(entry, JobFailed("unavailable", f"The painting cluster failed: {_first_line(error)}"))
+                return
+            if entry.handle.finished:
+                return
+            entry.cancel_timers()
+            logger.error("job %s lost its replica %s (attempt %d): %s", entry.job.job_id, entry.replica,
+                         entry.attempt, lost)
+            if entry.attempt >= self.max_attempts:
+                self._finish(entry, JobFailed("crashed", CRASHED_REASON))
+                return
+
+    def _on_started(self, entry: _Entry, replica: str) -> None:
+        entry.replica = replica
+        timeout = entry.job.timeout_s if entry.job.timeout_s is not None else self.job_timeout_s
+        if timeout is not None:
+            entry.timers.append(self._loop.call_later(
+                timeout, self._stop, entry.job.job_id, JobFailed("timeout", f"The job took longer than {timeout:g} s.")
+            ))
+        logger.info("job %s started on %s (attempt %d)", entry.job.job_id, replica, entry.attempt)
+        entry.handle.push(JobStarted(attempt=entry.attempt))
+
+    def _stop(self, job_id: str, outcome: JobFailed) -> None:
+        """End a job now, whether it waits or runs; a running one has its Serve request cancelled."""
+        entry = self._entries.get(job_id)
+        if entry is None:
+            return
+        if entry.stream is not None:
+            entry.stream.cancel()
+        self._finish(entry, outcome)
+
+    def _finish(self, entry: _Entry, event: JobDone | JobFailed) -> None:
+        entry.cancel_timers()
+        self._entries.pop(entry.job.job_id, None)
+        self._running.pop(entry.job.job_id, None)
+        queue = self._waiting.get(entry.job.owner)
+        if queue is not None and entry in queue:
+            queue.remove(entry)
+            if not queue:
+                del self._waiting[entry.job.owner]
+        if not any(e.job.owner == entry.job.owner for e in self._entries.values()):
+            self._last_served.pop(entry.job.owner, None)
+        entry.handle.push(event)
+        self._dispatch_next()
+
+    async def _watch_health(self) -> None:
+        missed = 0
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+            alive = await asyncio.to_thread(self._cluster_alive)
+            missed = 0 if alive else missed + 1
+            if missed >= HEALTH_FAILURES:
+                self._mark_broken(
+                    f"The painting cluster ({self.address or 'local Ray'}) stopped answering; "
+                    "try again once it is back."
+                )
+            elif alive and self._broken is not None:
+                logger.warning("the Ray cluster answers again; accepting jobs")
+                self._broken = None
+
+    def _cluster_alive(self) -> bool:
+        """Blocking: whether Ray is connected and the cluster's entry point accepts connections."""
+        if not _ray_connected():
+            return False
+        if self._health_target is None:
+            return True
+        try:
+            with socket.create_connection(self._health_target, timeout=PROBE_TIMEOUT_S):
+                return True
+        except OSError:
+            return False
+
+    def _mark_broken(self, reason: str) -> None:
+        """The cluster is gone: every job still here fails with that reason, and new ones are refused."""
+        if self._broken is None:
+            logger.error("Ray executor unavailable: %s", reason)
+        self._broken = reason
+        for entry in list(self._entries.values()):
+            self._stop(entry.job.job_id, JobFailed("unavailable", reason))
+
+
+def _ray_connected() -> bool:
+    import ray
+
+    return ray.is_initialized()
+
+
+def _host_port(address: str | None) -> tuple[str, int] | None:
+    host, _, port = (address or "").rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
+
+
+def _probe(address: str | None) -> None:
+    """Fail in seconds, not after Ray's long reconnect loop, when a named cluster does not answer at all."""
+    if address in LOCAL_ADDRESSES or address == "auto":
+        return
+    target = _host_port(address.removeprefix("ray://"))
+    if target is None:
+        return  # not host:port; let ray.init judge it
+    try:
+        with socket.create_connection(target, timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as error:
+        raise ExecutorUnavailable(
+            f"Cannot reach the Ray cluster at {address}: {error.strerror or error}."
+        ) from error
+
+
+def _first_line(error: BaseException | str) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no reason given"
+
+
+__all__ = ["RayExecutor", "ReplicaRecord"]
