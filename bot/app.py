@@ -59,7 +59,8 @@ class StyleBot(commands.Bot):
                          help_command=None)
         self.config = config
         self.executor: Executor = executor if executor is not None else make_executor(config)
-        self.executor_ready = False
+        # Why the painter cannot take jobs, in words for users; None once it has started.
+        self.executor_problem: str | None = "The painter is still starting."
         self.journal: Journal | None = None
         self.http_session: aiohttp.ClientSession | None = None
         limits = config.limits
@@ -78,11 +79,12 @@ class StyleBot(commands.Bot):
         self.http_session = aiohttp.ClientSession()
         try:
             await self.executor.start()
-            self.executor_ready = True
+            self.executor_problem = None
             logger.info("executor %s started", type(self.executor).__name__)
         except ExecutorError as error:
             # Stay connected so that users hear why nothing can be painted instead of meeting silence.
             logger.error("the executor could not start: %s", error)
+            self.executor_problem = str(error)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         bot_commands.register(self)
         await self._sync_commands()
@@ -115,7 +117,7 @@ class StyleBot(commands.Bot):
 
     async def _keep_healthy(self) -> None:
         while not self.is_closed():
-            if self.is_ready() and self.executor_ready and not self.is_closed():
+            if self.is_ready() and self.executor_problem is None and not self.is_closed():
                 try:
                     await asyncio.to_thread(health.touch, self.config.bot.health_file)
                 except OSError:

@@ -166,17 +166,17 @@ async def _run(bot: StyleBot, record: JobRecord, reply: Reply) -> None:
         style_name=record.options.get("style_name", "style"),
         timeout_s=bot.config.limits.job_timeout_s,
     )
-    if not bot.executor_ready:
-        await _fail(bot, record, reply, messages.PAINTER_UNAVAILABLE)
+    if bot.executor_problem is not None:
+        await _fail(bot, record, reply, messages.painter_unavailable(bot.executor_problem))
         return
     try:
         handle = await bot.executor.submit(job)
     except QueueFull:
         await _fail(bot, record, reply, messages.QUEUE_FULL)
         return
-    except ExecutorUnavailable:
-        logger.warning("executor unavailable for job %s", record.job_id, exc_info=True)
-        await _fail(bot, record, reply, messages.PAINTER_UNAVAILABLE)
+    except ExecutorUnavailable as error:
+        logger.warning("executor unavailable for job %s: %s", record.job_id, error)
+        await _fail(bot, record, reply, messages.painter_unavailable(str(error)))
         return
     bot.handles[record.job_id] = handle
     throttle = Throttle(bot.config.bot.progress_edit_interval_s)

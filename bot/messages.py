@@ -70,7 +70,6 @@ def refusal(reason: Refusal) -> str:
 
 
 QUEUE_FULL = "I'm painting as many pictures as I can right now — please try again in a few minutes."
-PAINTER_UNAVAILABLE = "The painter isn't available right now — please try again later."
 NOT_YOURS = "Only the person who asked for this picture can do that."
 TOO_OLD = "That picture is too old to repaint — please run /stylize again."
 STRENGTH_AT_LIMIT = "The strength is already at its {edge} ({strength})."
@@ -87,6 +86,10 @@ RESTARTING = "The bot is restarting — your picture will be finished when it's 
 RESUME_EXPIRED = "I restarted and couldn't finish your picture: the links to your images have expired — " \
     "please send them again."
 SHUTTING_DOWN = "The bot is restarting — please try again in a minute."
+
+
+def painter_unavailable(reason: str) -> str:
+    return f"The painter isn't available right now ({reason.rstrip('.')}) — please try again later."
 
 
 def queued(position: int) -> str:

@@ -298,7 +298,7 @@ def fake_bot(tmp_path):
         "bot": {"progress_edit_interval_s": 0},
     }, {})
     journal = Journal(tmp_path / "journal.sqlite3")
-    bot = SimpleNamespace(config=config, journal=journal, executor=None, executor_ready=True,
+    bot = SimpleNamespace(config=config, journal=journal, executor=None, executor_problem=None,
                           limits=JobLimits(queue_length=4, per_user_jobs=2, per_guild_jobs=4), handles={})
     yield bot
     journal.close()
@@ -383,7 +383,8 @@ async def test_a_failed_job_ends_with_one_readable_line(fake_bot, event, expecte
 
 @pytest.mark.parametrize(("error", "expected"), [
     (QueueFull("full"), messages.QUEUE_FULL),
-    (ExecutorUnavailable("weights missing"), messages.PAINTER_UNAVAILABLE),
+    (ExecutorUnavailable("The VGG-19 weights are not available."),
+     "The painter isn't available right now (The VGG-19 weights are not available) — please try again later."),
 ])
 async def test_refused_submission_is_told_not_left_thinking(fake_bot, error, expected):
     fake_bot.executor = ScriptedExecutor(error=error)
@@ -392,6 +393,17 @@ async def test_refused_submission_is_told_not_left_thinking(fake_bot, error, exp
     await run_job(fake_bot, _record(), reply)
     assert [shown.content for shown in reply.shown] == [expected]
     assert fake_bot.journal.get(JOB_ID).state == "failed"
+
+
+async def test_a_painter_that_never_started_is_explained(fake_bot):
+    fake_bot.executor = ScriptedExecutor([DONE])
+    fake_bot.executor_problem = "No VGG-19 weights: pass --weights PATH."
+    fake_bot.journal.add(_record())
+    reply = RecordingReply()
+    await run_job(fake_bot, _record(), reply)
+    assert fake_bot.executor.jobs == []
+    assert reply.shown[-1].content == ("The painter isn't available right now (No VGG-19 weights: pass --weights PATH)"
+                                       " — please try again later.")
 
 
 async def test_a_variant_rerender_uses_its_own_style_weight(fake_bot):
