@@ -372,3 +372,59 @@ async def test_cdn_modes_behave_like_a_misbehaving_cdn(fake: FakeDiscord) -> Non
             assert lying["size"] < len(data)
         async with session.get(gone["url"]) as response:
             assert response.status == 404
+
+
+STAND_IN_BOT = '''
+import asyncio, os, signal, sys
+import discord, discord.gateway, discord.http, yarl
+from discord import app_commands
+
+discord.http.Route.BASE = os.environ["DISCORD_API_BASE"]
+discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["DISCORD_GATEWAY_URL"])
+print("config", sys.argv[sys.argv.index("--config") + 1], flush=True)
+
+
+class StandIn(discord.Client):
+    def __init__(self):
+        super().__init__(intents=discord.Intents.default())
+        self.tree = app_commands.CommandTree(self)
+        self.tree.command(name="hello", description="hi")(self.hello)
+
+    async def hello(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"hello from pid {os.getpid()}")
+
+    async def setup_hook(self):
+        await self.tree.sync()
+
+
+async def main():
+    client = StandIn()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(client.close()))
+    await client.start(os.environ["DISCORD_TOKEN"])
+    print("clean shutdown", flush=True)
+
+
+asyncio.run(main())
+'''
+
+
+async def test_start_stop_kill_and_restart_a_bot_process(fake: FakeDiscord, tmp_path) -> None:
+    """start_bot runs `python -m bot --config PATH` with the fake's env; a stand-in `bot` package plays the bot."""
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "bot" / "__main__.py").write_text(STAND_IN_BOT)
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    bot = await fake.start_bot(config, log_path=tmp_path / "bot.log", cwd=tmp_path)
+    await fake.wait_for_bot_ready(timeout=30, commands=("hello",))
+    first = await fake.slash_command("hello")
+    first_reply = await first.wait_final(timeout=10)
+    assert await fake.stop_bot() == 0
+    assert f"config {config}" in bot.log() and "clean shutdown" in bot.log()
+
+    bot.start()
+    await fake.wait_for_bot_ready(timeout=30)
+    assert len(fake.gateway.identify_payloads) == 2
+    second_reply = await (await fake.slash_command("hello")).wait_final(timeout=10)
+    assert second_reply.content != first_reply.content  # answered by the new process
+    assert await fake.kill_bot() == -9
+    assert bot.log().count("clean shutdown") == 1

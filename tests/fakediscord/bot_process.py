@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,7 @@ class BotProcess:
         self.cwd = Path(cwd) if cwd is not None else REPO_ROOT
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.started_at: float | None = None
 
     @property
     def command(self) -> list[str]:
@@ -50,6 +52,7 @@ class BotProcess:
         if self.running:
             raise RuntimeError("the bot is already running")
         self.starts += 1
+        self.started_at = time.monotonic()
         with open(self.log_path, "ab") as log:
             log.write(f"---- start {self.starts}: {' '.join(self.command)}\n".encode())
             log.flush()

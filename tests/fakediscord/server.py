@@ -404,6 +404,9 @@ class FakeDiscord:
             session = self.gateway.current
             if session is None or session.ws is None:
                 return False
+            started = self.bot.started_at if self.bot is not None else None
+            if started is not None and session.identified_at < started:
+                return False  # still the session of a bot process that was stopped or killed
             names = set(self.global_commands) | {n for g in self.guild_commands.values() for n in g}
             if commands is None:
                 return bool(names)
