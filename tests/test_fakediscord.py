@@ -99,6 +99,14 @@ class ProbeClient(discord.Client):
         async def greet(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(NameModal())
 
+        tools = app_commands.Group(name="tools", description="Grouped commands")
+
+        @tools.command(name="echo", description="Says it back")
+        async def echo(interaction: discord.Interaction, text: str, loud: bool = False) -> None:
+            await interaction.response.send_message(text.upper() if loud else text)
+
+        self.tree.add_command(tools)
+
     async def setup_hook(self) -> None:
         await self.tree.sync()
 
@@ -428,3 +436,71 @@ async def test_start_stop_kill_and_restart_a_bot_process(fake: FakeDiscord, tmp_
     assert second_reply.content != first_reply.content  # answered by the new process
     assert await fake.kill_bot() == -9
     assert bot.log().count("clean shutdown") == 1
+
+
+async def test_subcommand_options_are_nested_and_checked(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        [echo] = fake.registered_commands["tools"]["options"]
+        assert echo["name"] == "echo" and echo["type"] == 1
+        interaction = await fake.slash_command("tools", options={"echo": {"text": "hi", "loud": True}})
+        assert (await interaction.wait_final(timeout=10)).content == "HI"
+        with pytest.raises(ValueError, match="required"):
+            await fake.slash_command("tools", options={"echo": {"loud": True}})
+        with pytest.raises(ValueError, match="not in the registered command"):
+            await fake.slash_command("tools", options={"shout": {"text": "x"}})
+        with pytest.raises(LookupError):
+            await fake.slash_command("nonexistent")
+    finally:
+        await stop_client(client, task)
+
+
+async def test_protocol_errors_a_buggy_bot_would_meet(fake: FakeDiscord) -> None:
+    """Raw HTTP, as a bot bypassing discord.py's own checks would send it."""
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    await stop_client(client, task)  # commands are registered; nobody answers interactions from here on
+    interaction = await fake.slash_command("greet")
+    api = fake.api_base
+    callback = f"{api}/interactions/{interaction.id}/{interaction.token}/callback"
+    webhook = f"{api}/webhooks/{fake.application_id}/{interaction.token}"
+    auth = {"Authorization": f"Bot {fake.token}"}
+    channel_id = fake.channel()["id"]
+
+    async def call(session: aiohttp.ClientSession, method: str, url: str, **kwargs) -> tuple[int, object]:
+        async with session.request(method, url, **kwargs) as response:
+            assert response.status == 204 or response.headers["Content-Type"] == "application/json"
+            return response.status, (await response.json() if response.status != 204 else None)
+
+    async with aiohttp.ClientSession() as session:
+        assert (await call(session, "POST", webhook, json={"content": "early"}))[1]["code"] == 10015
+        status, body = await call(session, "POST", callback, json={"type": 6})
+        assert (status, body["code"]) == (400, 40043)  # deferred update needs a component interaction
+        status, body = await call(session, "POST", callback, json={"type": 4, "data": {"content": ""}})
+        assert (status, body["code"]) == (400, 50006)
+        status, body = await call(session, "POST", callback, json={"type": 4, "data": {"content": "x" * 2001}})
+        assert (status, body["code"]) == (400, 50035) and "content" in body["errors"]
+        assert interaction.acked_at is None
+        assert (await call(session, "POST", callback, json={"type": 4, "data": {"content": "ok"}}))[0] == 204
+        status, body = await call(session, "POST", callback, json={"type": 4, "data": {"content": "again"}})
+        assert (status, body["code"]) == (400, 40060)
+        status, message = await call(session, "POST", webhook, params={"wait": "true"}, json={"content": "more"})
+        assert status == 200 and message["content"] == "more"
+        assert (await call(session, "DELETE", f"{webhook}/messages/{message['id']}"))[0] == 204
+        status, body = await call(session, "GET", f"{webhook}/messages/{message['id']}")
+        assert (status, body["code"]) == (404, 10008)
+
+        status, body = await call(session, "GET", f"{api}/users/@me", headers={"Authorization": "Bot nope"})
+        assert status == 401
+        fake.inject_response("POST", "/channels/{channel}/messages", status=500, body={"message": "boom", "code": 0})
+        url = f"{api}/channels/{channel_id}/messages"
+        assert (await call(session, "POST", url, headers=auth, json={"content": "a"}))[0] == 500
+        status, posted = await call(session, "POST", url, headers=auth, json={"content": "b"})
+        assert status == 200
+        status, listed = await call(session, "GET", url, headers=auth)
+        assert [m["content"] for m in listed] == ["b", "ok"]
+        edit = await call(session, "PATCH", f"{url}/{posted['id']}", headers=auth, json={"content": "b2"})
+        assert edit[1]["content"] == "b2" and edit[1]["edited_timestamp"] is not None
+    assert [m.content for m in fake.visible_messages()] == ["ok", "b2"]
+    assert [s["content"] for s in fake.messages[int(posted["id"])].history] == ["b", "b2"]

@@ -781,11 +781,17 @@ class FakeDiscord:
 
     # ----------------------------------------------------------------- messages
 
-    def _new_message(self, channel_id: int, **fields: Any) -> FakeMessage:
+    def _new_message(self, channel_id: int, payload: dict[str, Any] | None,
+                     files: dict[int, tuple[str, bytes]], **fields: Any) -> FakeMessage:
+        """A message by the bot; with a payload it is validated first, so a rejected one leaves no trace."""
         channel = self.channels.get(channel_id)
         guild_id = int(channel["guild_id"]) if channel and channel.get("guild_id") else None
         message = FakeMessage(id=snowflake(), channel_id=channel_id, author=self.bot_user, guild_id=guild_id,
                               **fields)
+        if payload is None:
+            message.record()
+        else:
+            self._apply(message, payload, files, creating=True)
         self.messages[message.id] = message
         return message
 
@@ -940,17 +946,14 @@ class FakeDiscord:
 
         resource: dict[str, Any] = {"type": callback_type}
         if callback_type == CALLBACK_MESSAGE:
-            message = self._new_message(target.channel_id, webhook_id=self.application_id,
-                                        application_id=self.application_id, message_type=message_type,
-                                        interaction=target)
-            self._apply(message, data, files, creating=True)
-            target.original = message
+            target.original = self._new_message(target.channel_id, data, files, webhook_id=self.application_id,
+                                                application_id=self.application_id, message_type=message_type,
+                                                interaction=target)
         elif callback_type == CALLBACK_DEFERRED_MESSAGE:
-            message = self._new_message(target.channel_id, webhook_id=self.application_id,
-                                        application_id=self.application_id, message_type=message_type,
-                                        interaction=target, flags=LOADING | ((data.get("flags") or 0) & EPHEMERAL))
-            message.record()
-            target.original = message
+            target.original = self._new_message(
+                target.channel_id, None, {}, webhook_id=self.application_id, application_id=self.application_id,
+                message_type=message_type, interaction=target, flags=LOADING | ((data.get("flags") or 0) & EPHEMERAL),
+            )
         elif callback_type in (CALLBACK_DEFERRED_UPDATE, CALLBACK_UPDATE):
             if target.source_message is None:
                 raise DiscordError(400, 40043, "Interaction callback type is only valid for component interactions")
@@ -1011,9 +1014,8 @@ class FakeDiscord:
             self._apply(original, payload, files, creating=False)
             message = original
         else:
-            message = self._new_message(interaction.channel_id, webhook_id=self.application_id,
+            message = self._new_message(interaction.channel_id, payload, files, webhook_id=self.application_id,
                                         application_id=self.application_id, interaction=interaction)
-            self._apply(message, payload, files, creating=True)
             interaction.followups.append(message)
         self.notify()
         if request.query.get("wait") in ("1", "true", "True"):
@@ -1068,14 +1070,10 @@ class FakeDiscord:
     async def _post_channel_message(self, request: web.Request, channel: str) -> web.Response:
         payload, files = await self._read_payload(request)
         channel_id = self._channel_or_404(channel)
-        message = self._new_message(channel_id, message_type=19 if payload.get("message_reference") else 0)
-        try:
-            self._apply(message, payload, files, creating=True)
-        except DiscordError:
-            del self.messages[message.id]
-            raise
-        if message.ephemeral:
-            message.flags &= ~EPHEMERAL  # only interaction responses can be ephemeral
+        # Only interaction responses can be ephemeral; Discord ignores the flag on channel messages.
+        payload = {**payload, "flags": (payload.get("flags") or 0) & ~EPHEMERAL}
+        message = self._new_message(channel_id, payload, files,
+                                    message_type=19 if payload.get("message_reference") else 0)
         self.notify()
         return json_response(message.to_payload())
 
