@@ -15,7 +15,7 @@ from bot import commands as bot_commands
 from bot import health, messages
 from bot.config import Config
 from bot.download import DownloadError, download
-from bot.jobs import ChannelReply, Reply, WebhookReply, run_job
+from bot.jobs import Reply, reply_for, run_job
 from bot.journal import JobRecord, Journal
 from bot.limits import JobLimits
 from bot.views import DYNAMIC_ITEMS
@@ -76,6 +76,10 @@ class StyleBot(commands.Bot):
         self.journal = await asyncio.to_thread(Journal, self.config.journal.path)
         pruned = await asyncio.to_thread(self.journal.prune, self.config.journal.keep_finished_hours)
         logger.info("journal %s open (%d old jobs pruned)", self.config.journal.path, pruned)
+        # Read before connecting: once interactions arrive, new jobs join the journal and are not ours to resume.
+        unfinished = await asyncio.to_thread(self.journal.unfinished)
+        for record in unfinished:
+            self.limits.reserve(record.job_id, record.user_id, record.guild_id, force=True)
         self.http_session = aiohttp.ClientSession()
         try:
             await self.executor.start()
@@ -89,7 +93,7 @@ class StyleBot(commands.Bot):
         bot_commands.register(self)
         await self._sync_commands()
         self._spawn(self._keep_healthy())
-        self._spawn(self._resume())
+        self._spawn(self._resume(unfinished))
 
     async def _sync_commands(self) -> None:
         guild_ids = self.config.discord.sync_guilds
@@ -124,13 +128,14 @@ class StyleBot(commands.Bot):
                     logger.warning("cannot touch the health file %s", self.config.bot.health_file, exc_info=True)
             await asyncio.sleep(health.TOUCH_EVERY_S if self.is_ready() else 1.0)
 
-    async def _resume(self) -> None:
+    async def _resume(self, unfinished: list[JobRecord]) -> None:
         """Finish what a previous run accepted: deliver where the user can still see it."""
         await self.wait_until_ready()
         assert self.journal is not None
-        for record in await asyncio.to_thread(self.journal.unfinished):
-            reply = self._resume_reply(record)
+        for record in unfinished:
+            reply = reply_for(self, record)
             if reply is None:
+                self.limits.release(record.job_id)
                 logger.warning("job %s cannot be resumed: no token and no channel to post in", record.job_id)
                 await asyncio.to_thread(self.journal.mark_failed, record.job_id, "nowhere to deliver")
                 continue
@@ -139,19 +144,12 @@ class StyleBot(commands.Bot):
             except DownloadError:
                 logger.info("job %s cannot be resumed: attachments expired", record.job_id)
                 await asyncio.to_thread(self.journal.mark_failed, record.job_id, messages.RESUME_EXPIRED)
+                self.limits.release(record.job_id)
                 with contextlib.suppress(discord.HTTPException):
                     await reply.show(messages.RESUME_EXPIRED)
                 continue
             logger.info("resuming job %s for user %s", record.job_id, record.user_id)
-            self.limits.reserve(record.job_id, record.user_id, record.guild_id, force=True)
             self.start_job(record, reply)
-
-    def _resume_reply(self, record: JobRecord) -> Reply | None:
-        if record.token_valid() and record.application_id and record.response_message_id:
-            return WebhookReply(self, record.application_id, record.token or "", record.response_message_id)
-        if record.channel_id:
-            return ChannelReply(self, record.channel_id, record.user_id)
-        return None
 
     async def _restore_inputs(self, record: JobRecord) -> None:
         """The journal keeps the bytes; only a row written without them needs the (expiring) URLs."""

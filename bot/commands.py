@@ -21,7 +21,7 @@ from discord import app_commands
 from bot import messages
 from bot.customids import CustomId
 from bot.download import DownloadError, download
-from bot.jobs import InteractionReply
+from bot.jobs import reply_for
 from bot.journal import INTERACTION_TOKEN_LIFETIME_S, AttachmentInfo, JobRecord
 from bot.memory import StyleMemory
 from bot.strength import MAX_STRENGTH, MIN_STRENGTH, step_strength
@@ -119,7 +119,7 @@ class Actions:
             await asyncio.to_thread(self.bot.journal.add, record)
             logger.info("job %s accepted for user %s: %s", job_id, interaction.user.id,
                         {k: v for k, v in record.options.items() if k != "output_max_bytes"})
-            self.bot.start_job(record, InteractionReply(interaction))
+            self.bot.start_job(record, reply_for(self.bot, record, interaction))
             started = True
         except Exception:
             logger.exception("taking job %s failed", job_id)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import messages, views
-from bot.journal import JobRecord
+from bot.journal import TOKEN_SAFETY_MARGIN_S, JobRecord
 from bot.strength import style_weight_for
 from stylizer.executor.base import (
     ExecutorUnavailable,
@@ -43,6 +43,22 @@ class Reply:
                    view: discord.ui.View | None = None) -> int | None:
         """Replace the message; returns its id when known."""
         raise NotImplementedError
+
+
+def reply_for(bot: StyleBot, record: JobRecord, interaction: discord.Interaction | None = None) -> Reply | None:
+    """Where a job's status goes: its interaction (live or by stored token), falling back to the channel."""
+    fallback = ChannelReply(bot, record.channel_id, record.user_id) if record.channel_id else None
+    if interaction is not None:
+        primary: Reply | None = InteractionReply(interaction)
+    elif record.token and record.application_id and record.response_message_id:
+        primary = WebhookReply(bot, record.application_id, record.token, record.response_message_id)
+    else:
+        primary = None
+    if primary is None or record.token_expires_at is None:
+        return fallback
+    if fallback is None:
+        return primary
+    return TokenReply(primary, fallback, record.token_expires_at)
 
 
 class InteractionReply(Reply):
@@ -90,6 +106,32 @@ class ChannelReply(Reply):
         else:
             self.message = await self.message.edit(content=mentioned, attachments=files or [], view=view)
         return self.message.id
+
+
+class TokenReply(Reply):
+    """The interaction's response while its token lives, then a channel message mentioning the requester.
+
+    A token dies after 15 minutes, which a long queue can outlast; Discord then answers 401 or 404.
+    """
+
+    GONE_STATUSES = (401, 403, 404)
+
+    def __init__(self, primary: Reply, fallback: Reply, token_expires_at: float):
+        self.primary = primary
+        self.fallback = fallback
+        self.token_expires_at = token_expires_at
+        self.using_fallback = False
+
+    async def show(self, content, *, files=None, view=None):
+        if not self.using_fallback and time.time() < self.token_expires_at - TOKEN_SAFETY_MARGIN_S:
+            try:
+                return await self.primary.show(content, files=files, view=view)
+            except discord.HTTPException as error:
+                if error.status not in self.GONE_STATUSES:
+                    raise
+                logger.info("interaction token no longer works (%s); posting in the channel instead", error.status)
+        self.using_fallback = True
+        return await self.fallback.show(content, files=files, view=view)
 
 
 def job_options(bot: StyleBot, record: JobRecord) -> JobOptions:

@@ -22,7 +22,7 @@ from bot.app import apply_endpoints
 from bot.config import parse_config
 from bot.customids import CustomId, parse_custom_id
 from bot.download import DownloadError, download
-from bot.jobs import Reply, Throttle, run_job
+from bot.jobs import Reply, Throttle, TokenReply, run_job
 from bot.journal import AttachmentInfo, JobRecord, Journal
 from bot.limits import JobLimits, Refusal
 from bot.memory import StyleMemory
@@ -413,6 +413,38 @@ async def test_a_variant_rerender_uses_its_own_style_weight(fake_bot):
     await run_job(fake_bot, record, RecordingReply())
     assert fake_bot.executor.jobs[0].options.style_weight == 4e8
     assert fake_bot.executor.jobs[0].options.variants == 1
+
+
+class BrokenReply(Reply):
+    def __init__(self, status):
+        self.status = status
+        self.calls = 0
+
+    async def show(self, content, *, files=None, view=None):
+        self.calls += 1
+        response = SimpleNamespace(status=self.status, reason="gone")
+        raise discord.HTTPException(response, {"code": 50027, "message": "Invalid Webhook Token"})
+
+
+async def test_a_dead_token_moves_the_job_to_a_channel_message():
+    primary, fallback = BrokenReply(401), RecordingReply()
+    reply = TokenReply(primary, fallback, token_expires_at=time.time() + 600)
+    await reply.show("Painting…")
+    await reply.show("done")
+    assert [shown.content for shown in fallback.shown] == ["Painting…", "done"]
+    assert primary.calls == 1  # once it failed it is not tried again
+
+
+async def test_an_expired_token_is_not_even_tried():
+    primary, fallback = RecordingReply(), RecordingReply()
+    await TokenReply(primary, fallback, token_expires_at=time.time() - 1).show("done")
+    assert primary.shown == [] and [shown.content for shown in fallback.shown] == ["done"]
+
+
+async def test_other_http_errors_are_not_mistaken_for_a_dead_token():
+    reply = TokenReply(BrokenReply(500), RecordingReply(), token_expires_at=time.time() + 600)
+    with pytest.raises(discord.HTTPException):
+        await reply.show("x")
 
 
 def test_throttle_allows_one_edit_per_interval():
