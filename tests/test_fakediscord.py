@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from collections.abc import AsyncIterator
 
@@ -24,12 +25,6 @@ def png(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def apply_api_base(api_base: str, gateway_url: str) -> None:
-    """Everything discord.py 2.7 needs to talk to another Discord (REST, webhooks and gateway)."""
-    discord.http.Route.BASE = api_base
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 class ProbeView(discord.ui.View):
@@ -111,11 +106,18 @@ class ProbeClient(discord.Client):
         await self.tree.sync()
 
 
-@pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(interaction_deadline=1.0, token_ttl=2.0) as server:
+@contextlib.asynccontextmanager
+async def pointed_fake(monkeypatch: pytest.MonkeyPatch, **options) -> AsyncIterator[FakeDiscord]:
+    """A FakeDiscord with discord.py pointed at it: Route.BASE (REST, callbacks, webhooks) and the gateway."""
+    async with FakeDiscord(**options) as server:
         monkeypatch.setattr(discord.http.Route, "BASE", server.api_base)
         monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url))
+        yield server
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    async with pointed_fake(monkeypatch) as server:
         yield server
 
 
@@ -291,36 +293,36 @@ async def test_rate_limited_edit_is_retried_by_discord_py(fake: FakeDiscord) -> 
         await stop_client(client, task)
 
 
-async def test_callback_after_the_deadline_is_unknown_interaction(fake: FakeDiscord) -> None:
-    client = ProbeClient(sleep_before_reply=fake.interaction_deadline + 0.3)
-    task = await run_client(fake, client)
-    try:
-        attachment = fake.add_attachment(png((8, 8), (9, 9, 9)), "a.png")
-        interaction = await fake.slash_command("ping", options={"image": attachment})
-        await fake.wait_until(lambda: client.errors, 10)
-        assert [(e.status, e.code) for e in client.errors] == [(404, 10062)]
-        assert interaction.acked_at is None and interaction.original is None
-    finally:
-        await stop_client(client, task)
+async def test_callback_after_the_deadline_is_unknown_interaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with pointed_fake(monkeypatch, interaction_deadline=0.5) as fake:
+        client = ProbeClient(sleep_before_reply=0.8)
+        task = await run_client(fake, client)
+        try:
+            attachment = fake.add_attachment(png((8, 8), (9, 9, 9)), "a.png")
+            interaction = await fake.slash_command("ping", options={"image": attachment})
+            await fake.wait_until(lambda: client.errors, 10)
+            assert [(e.status, e.code) for e in client.errors] == [(404, 10062)]
+            assert interaction.acked_at is None and interaction.original is None
+        finally:
+            await stop_client(client, task)
 
 
-async def test_webhook_after_token_expiry_is_unknown_webhook(fake: FakeDiscord) -> None:
-    client = ProbeClient(sleep_after_defer=fake.token_ttl + 0.3)
-    task = await run_client(fake, client)
-    try:
-        attachment = fake.add_attachment(png((8, 8), (9, 9, 9)), "a.png")
-        interaction = await fake.slash_command("ping", options={"image": attachment})
-        await fake.wait_until(lambda: client.errors, 10)
-        assert [(e.status, e.code) for e in client.errors] == [(404, 10015)]
-        assert interaction.callback_type == 5 and interaction.original.loading
-    finally:
-        await stop_client(client, task)
+async def test_webhook_after_token_expiry_is_unknown_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with pointed_fake(monkeypatch, token_ttl=0.5) as fake:
+        client = ProbeClient(sleep_after_defer=0.8)
+        task = await run_client(fake, client)
+        try:
+            attachment = fake.add_attachment(png((8, 8), (9, 9, 9)), "a.png")
+            interaction = await fake.slash_command("ping", options={"image": attachment})
+            await fake.wait_until(lambda: client.errors, 10)
+            assert [(e.status, e.code) for e in client.errors] == [(404, 10015)]
+            assert interaction.callback_type == 5 and interaction.original.loading
+        finally:
+            await stop_client(client, task)
 
 
 async def test_upload_over_the_size_limit_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with FakeDiscord(attachment_size_limit=100) as fake:
-        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
-        monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+    async with pointed_fake(monkeypatch, attachment_size_limit=100) as fake:
         client = ProbeClient()
         task = await run_client(fake, client)
         try:
@@ -343,9 +345,7 @@ async def test_wrong_token_is_a_login_failure(fake: FakeDiscord) -> None:
 
 async def test_unknown_route_fails_the_test_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UnknownRequestError, match="/guilds/"):
-        async with FakeDiscord() as fake:
-            monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
-            monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+        async with pointed_fake(monkeypatch) as fake:
             client = ProbeClient()
             task = await run_client(fake, client)
             try:
