@@ -94,6 +94,15 @@ class ProbeClient(discord.Client):
         async def greet(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(NameModal())
 
+        @self.tree.command(name="cancel", description="Deletes its own deferral, then says goodbye")
+        async def cancel(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.delete_original_response()
+            await interaction.followup.send("cancelled", ephemeral=True)
+            user = await self.fetch_user(interaction.user.id)
+            channel = await self.fetch_channel(interaction.channel_id)
+            await channel.send(f"bye {user.name}")
+
         tools = app_commands.Group(name="tools", description="Grouped commands")
 
         @tools.command(name="echo", description="Says it back")
@@ -504,3 +513,17 @@ async def test_protocol_errors_a_buggy_bot_would_meet(fake: FakeDiscord) -> None
         assert edit[1]["content"] == "b2" and edit[1]["edited_timestamp"] is not None
     assert [m.content for m in fake.visible_messages()] == ["ok", "b2"]
     assert [s["content"] for s in fake.messages[int(posted["id"])].history] == ["b", "b2"]
+
+
+async def test_follow_up_after_deleting_the_deferral_is_a_new_message(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        interaction = await fake.slash_command("cancel", user="bob")
+        bye = await fake.wait_for_message(lambda m: m.content.startswith("bye"), timeout=10)
+        assert bye.content == "bye bob" and bye.interaction is None
+        assert interaction.original.deleted
+        assert [(m.content, m.ephemeral) for m in interaction.followups] == [("cancelled", True)]
+        assert [m.content for m in fake.visible_messages(user="bob")] == ["cancelled", "bye bob"]
+    finally:
+        await stop_client(client, task)

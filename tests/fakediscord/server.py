@@ -639,6 +639,27 @@ class FakeDiscord:
         self.notify()
         return message
 
+    async def wait_for_message(
+        self, predicate: Callable[[FakeMessage], bool], *, timeout: float = 60.0, channel: str | int | None = None
+    ) -> FakeMessage:
+        """Wait for a message by the bot (channel message, interaction response or follow-up) that is not
+        deleted and satisfies `predicate`, e.g. a result the bot posts in the channel after a restart."""
+        channel_id = int(self.channel(channel)["id"]) if channel is not None else None
+
+        def found() -> FakeMessage | None:
+            return next((m for m in self.messages.values()
+                         if m.author["id"] == self.bot_user["id"] and not m.deleted
+                         and (channel_id is None or m.channel_id == channel_id) and predicate(m)), None)
+
+        def describe() -> str:
+            return "bot messages: " + "; ".join(f"{m.id} {m.content[:60]!r} files={len(m.attachments)}"
+                                                for m in self.messages.values())
+
+        await self.wait_until(lambda: found() is not None, timeout, describe)
+        message = found()
+        assert message is not None
+        return message
+
     def visible_messages(self, channel: str | int | None = None, *, user: str | dict[str, Any] | None = None
                          ) -> list[FakeMessage]:
         """What `user` sees in the channel now, oldest first: ephemeral messages only for their addressee."""
@@ -725,6 +746,7 @@ class FakeDiscord:
             ("GET", "/webhooks/{app}/{token}/messages/{message}", self._get_webhook_message, False),
             ("PATCH", "/webhooks/{app}/{token}/messages/{message}", self._edit_webhook_message, False),
             ("DELETE", "/webhooks/{app}/{token}/messages/{message}", self._delete_webhook_message, False),
+            ("GET", "/users/{user}", self._get_user, True),
             ("GET", "/channels/{channel}", self._get_channel, True),
             ("GET", "/channels/{channel}/messages", self._list_channel_messages, True),
             ("POST", "/channels/{channel}/messages", self._post_channel_message, True),
@@ -850,6 +872,13 @@ class FakeDiscord:
 
     async def _get_me(self, request: web.Request) -> web.Response:
         return json_response(dict(self.bot_user, verified=True, mfa_enabled=False, locale="en-US"))
+
+    async def _get_user(self, request: web.Request, user: str) -> web.Response:
+        known = [self.bot_user, *self.users.values()]
+        found = next((u for u in known if u["id"] == user), None)
+        if found is None:
+            raise DiscordError(404, 10013, "Unknown User")
+        return json_response(found)
 
     async def _get_application(self, request: web.Request) -> web.Response:
         owner = self.users["alice"]
@@ -1009,7 +1038,7 @@ class FakeDiscord:
         payload, files = await self._read_payload(request)
         interaction = self._interaction_for_webhook(app, token)
         original = interaction.original
-        if original is not None and original.loading and not interaction.followups:
+        if original is not None and original.loading and not original.deleted and not interaction.followups:
             # Discord turns the first follow-up after a deferral into the deferred ("thinking…") message.
             self._apply(original, payload, files, creating=False)
             message = original
