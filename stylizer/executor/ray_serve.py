@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import socket
 import threading
 import time
@@ -50,9 +51,8 @@ INTERNAL_REASON = "Something went wrong while painting; the details are in the b
 # Addresses that start a Ray instance inside this process instead of joining a cluster.
 LOCAL_ADDRESSES = (None, "local")
 PROBE_TIMEOUT_S = 5.0
-# The cluster is checked this often; after HEALTH_FAILURES missed checks in a row it counts as gone. Ray itself
-# would leave a request to a vanished cluster waiting for ever.
-HEALTH_INTERVAL_S = 5.0
+# After this many missed health checks in a row the cluster counts as gone: Ray itself would leave a request
+# to a vanished cluster waiting for ever.
 HEALTH_FAILURES = 2
 CANCEL_CONFIRM_S = 5.0
 # How long close() waits for Serve to delete the application before giving up on an unreachable cluster.
@@ -211,6 +211,7 @@ class RayExecutor(Executor):
         previews: bool = True,
         max_attempts: int = 2,
         start_timeout_s: float = 600.0,
+        health_interval_s: float = 5.0,
         init_options: dict | None = None,
     ) -> None:
         """``address``: ``"auto"`` (the cluster this machine belongs to), ``"ray://head:10001"`` (Ray client),
@@ -219,7 +220,9 @@ class RayExecutor(Executor):
         ``num_gpus`` per replica: ``None`` means one GPU when the device may be CUDA and the cluster has GPUs,
         else none. ``max_queued_per_replica``: jobs accepted per replica, the running one included; beyond
         that ``submit`` raises QueueFull. ``job_timeout_s`` applies to jobs without their own ``timeout_s``.
-        ``init_options`` go to ``ray.init`` as they are (e.g. ``num_cpus`` for a local instance).
+        ``health_interval_s``: how often the cluster is checked; jobs fail as "unavailable" once it has not
+        answered twice in a row. ``init_options`` go to ``ray.init`` as they are (e.g. ``num_cpus`` for a
+        local instance).
         """
         if replicas < 1 or max_queued_per_replica < 1 or max_attempts < 1:
             raise ValueError("replicas, max_queued_per_replica and max_attempts must be at least 1")
@@ -236,6 +239,7 @@ class RayExecutor(Executor):
         self.previews = previews
         self.max_attempts = max_attempts
         self.start_timeout_s = start_timeout_s
+        self.health_interval_s = health_interval_s
         self.init_options = dict(init_options or {})
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serve_handle = None
@@ -393,12 +397,12 @@ class RayExecutor(Executor):
             app = serve.status().applications.get(self.app_name)
             status = str(app.status) if app is not None else "NOT_STARTED"
             if app is not None:
-                message = app.message or "; ".join(
-                    d.message for d in app.deployments.values() if d.message
-                )
+                # The deployments' messages hold the replicas' own errors; the app's only says that one failed.
+                message = "\n".join(d.message for d in app.deployments.values() if d.message) or app.message
             if status.endswith("RUNNING"):
                 return
             if status.endswith("DEPLOY_FAILED"):
+                logger.error("Serve app %r failed to deploy: %s", self.app_name, message)
                 raise ExecutorUnavailable(f"The painter replicas could not start: {_last_line(message)}")
             time.sleep(0.25)
         raise ExecutorUnavailable(
@@ -539,7 +543,7 @@ class RayExecutor(Executor):
     async def _watch_health(self) -> None:
         missed = 0
         while True:
-            await asyncio.sleep(HEALTH_INTERVAL_S)
+            await asyncio.sleep(self.health_interval_s)
             alive = await asyncio.to_thread(self._cluster_alive)
             missed = 0 if alive else missed + 1
             if missed >= HEALTH_FAILURES:
@@ -605,8 +609,9 @@ def _first_line(error: BaseException | str) -> str:
 
 
 def _last_line(text: str) -> str:
+    """The last line of a traceback, without the exception's dotted class name."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no reason given"
+    return re.sub(r"^[A-Za-z_][\w.]*: ", "", lines[-1]) if lines else "no reason given"
 
 
 __all__ = ["RayExecutor", "ReplicaRecord"]
