@@ -105,6 +105,8 @@ def image_info(data: bytes, *, name: str | None = None) -> tuple[str, int, int]:
 
 
 def _check_pixels(image: Image.Image, name: str, limits: ImageLimits) -> None:
+    """Refuse before decoding. Pillow's own bomb guard (a warning above ``Image.MAX_IMAGE_PIXELS``, an error at
+    twice that) only matters when ``limits.max_pixels`` is set higher than its threshold; its error is caught."""
     width, height = image.size
     if width < 1 or height < 1:
         raise InvalidImage(name, f"{name} has no pixels ({width}×{height}).")
@@ -184,7 +186,7 @@ def load_image(source: bytes | str | os.PathLike, *, name: str | None = None, li
         try:
             oriented = ImageOps.exif_transpose(image)
         except Exception:  # a broken EXIF block must not cost the user the picture itself
-            oriented = image
+            oriented = image.copy()  # a copy: ``image`` is closed when the with-block ends
         rgb = _to_rgb(oriented, name, background)
     if rgb.size != target:
         rgb = rgb.resize(target, Image.Resampling.LANCZOS)
