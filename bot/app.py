@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # How long shutdown waits for each "the bot is restarting" edit before giving up on it.
 GOODBYE_TIMEOUT_S = 5.0
+# How long shutdown waits for results already being uploaded.
+DELIVERY_GRACE_S = 10.0
 
 
 def apply_endpoints(api_base: str, gateway_url: str) -> None:
@@ -68,6 +70,8 @@ class StyleBot(commands.Bot):
                                 per_guild_jobs=limits.per_guild_jobs)
         self.handles: dict[str, JobHandle] = {}
         self._jobs: dict[str, tuple[asyncio.Task, Reply, JobRecord]] = {}
+        # Jobs between sending their result and journaling it: shutdown waits for these instead of cutting them.
+        self.delivering: set[str] = set()
         self._background: set[asyncio.Task] = set()
         self.accepting = True
         self.actions = bot_commands.Actions(self)
@@ -169,7 +173,10 @@ class StyleBot(commands.Bot):
             return
         self.accepting = False
         logger.info("shutting down with %d job(s) in progress", len(self._jobs))
-        jobs = list(self._jobs.values())
+        finishing = [task for job_id, (task, _, _) in self._jobs.items() if job_id in self.delivering]
+        if finishing:
+            await asyncio.wait(finishing, timeout=DELIVERY_GRACE_S)
+        jobs = [job for job in self._jobs.values() if not job[0].done()]
         # Our own tasks go first, so the executor's closing cancellations are not reported as failures.
         for task, _, _ in jobs:
             task.cancel()

@@ -266,11 +266,16 @@ async def _deliver(bot: StyleBot, record: JobRecord, reply: Reply, done: JobDone
                              gallery=bool(bot.config.discord.gallery_channel))
     result = {"style_weights": list(done.style_weights), "chosen": done.chosen, "seconds": done.seconds,
               "image_size": list(done.image_size)}
+    # Shutdown lets a delivery finish: cut between the reply and the journal, the job would be painted twice.
+    bot.delivering.add(record.job_id)
     try:
-        message_id = await reply.show(text, files=files, view=view)
-    except discord.HTTPException:
-        logger.exception("delivering job %s failed", record.job_id)
-        await _fail(bot, record, reply, messages.failure("internal", ""))
-        return
-    await asyncio.to_thread(bot.journal.mark_done, record.job_id, result, message_id)
+        try:
+            message_id = await reply.show(text, files=files, view=view)
+        except discord.HTTPException:
+            logger.exception("delivering job %s failed", record.job_id)
+            await _fail(bot, record, reply, messages.failure("internal", ""))
+            return
+        await asyncio.to_thread(bot.journal.mark_done, record.job_id, result, message_id)
+    finally:
+        bot.delivering.discard(record.job_id)
     logger.info("job %s delivered in message %s (%.1f s painting)", record.job_id, message_id, done.seconds)

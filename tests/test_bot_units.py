@@ -299,7 +299,8 @@ def fake_bot(tmp_path):
     }, {})
     journal = Journal(tmp_path / "journal.sqlite3")
     bot = SimpleNamespace(config=config, journal=journal, executor=None, executor_problem=None,
-                          limits=JobLimits(queue_length=4, per_user_jobs=2, per_guild_jobs=4), handles={})
+                          limits=JobLimits(queue_length=4, per_user_jobs=2, per_guild_jobs=4), handles={},
+                          delivering=set())
     yield bot
     journal.close()
 
