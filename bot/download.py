@@ -29,8 +29,10 @@ async def download(session: aiohttp.ClientSession, url: str, *, filename: str, m
                 raise DownloadError(messages.download_failed(filename))
             async for chunk in response.content.iter_chunked(CHUNK_BYTES):
                 received += len(chunk)
+                if received > max_bytes:
+                    raise DownloadError(messages.attachment_too_large(filename, received, max_bytes))
                 if received > cap:
-                    raise DownloadError(messages.attachment_too_large(filename, received, cap))
+                    raise DownloadError(messages.attachment_size_mismatch(filename))
                 chunks.append(chunk)
     except (aiohttp.ClientError, TimeoutError) as error:
         raise DownloadError(messages.download_failed(filename)) from error

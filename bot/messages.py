@@ -56,6 +56,10 @@ def attachment_not_image(filename: str) -> str:
     return f"{filename} doesn't look like a picture — please attach a PNG, JPEG, WebP or GIF."
 
 
+def attachment_size_mismatch(filename: str) -> str:
+    return f"{filename} turned out bigger than Discord said it was — please upload it again."
+
+
 def download_failed(filename: str) -> str:
     return f"I couldn't download {filename} from Discord — please try again."
 

@@ -240,7 +240,7 @@ async def test_download_stops_past_the_cap(cdn):
 
 async def test_download_stops_when_more_arrives_than_declared(cdn):
     cdn.files["liar.png"] = b"x" * 5000
-    with pytest.raises(DownloadError):
+    with pytest.raises(DownloadError, match="liar.png turned out bigger than Discord said"):
         await download(cdn.session, f"{cdn.url}/liar.png", filename="liar.png", max_bytes=10_000,
                        declared_size=2000)
 
