@@ -1,0 +1,580 @@
+"""Gatys et al. neural style transfer: optimise the pixels of several style-weight variants at once.
+
+The objective is the referee's (``shared/bench/gatys_reference.py``): ImageNet mean/std normalisation, content
+MSE at relu4_2, style = sum over relu1_1..relu5_1 of the MSE between Gram matrices normalised by C*H*W, total =
+content_weight * content + style_weight * style (+ tv_weight * total variation, off by default).
+
+Every variant differs only by its style weight, so all of them share one content target and one set of Gram
+targets and travel through VGG in one batch. The optimiser is L-BFGS as ``torch.optim.LBFGS`` runs it without a
+line search, but batched: each variant keeps its own curvature pairs and its own step, so the variants never
+influence each other (one ``torch.optim.LBFGS`` over the whole batch would couple them through a shared history).
+
+Speed: the picture is first painted at a fraction of the size (cheap VGG passes settle the large structures) and
+then refined at full size. On CUDA the VGG forward runs in bf16 autocast with TF32 matmuls, Gram matrices and
+losses stay fp32, tensors are channels-last; nothing of that applies on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from stylizer.weights import CONTENT_LAYERS, LAYER_INDEX, STYLE_LAYERS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CONTENT_LAYERS = tuple(CONTENT_LAYERS)
+DEFAULT_STYLE_LAYERS = tuple(STYLE_LAYERS)
+# (fraction of the output size, fraction of the steps); levels smaller than MIN_LEVEL_SIDE are skipped.
+DEFAULT_SCHEDULE = ((0.5, 0.6), (1.0, 0.4))
+# Below this, relu5_1 would be a couple of pixels wide and the coarse pass teaches the fine one nothing.
+MIN_LEVEL_SIDE = 64
+
+
+@dataclass
+class Progress:
+    stage: str  # "coarse 1/2", "fine", ...
+    step: int  # 1-based, counted over every stage
+    total: int
+    losses: list[float]  # per variant, the objective at this step
+    elapsed: float  # seconds since stylize() started
+    preview: Image.Image | None = None  # the chosen variant, longest side preview_size
+
+
+class Cancelled(Exception):
+    """Raised by stylize() when its ``cancel`` callable returned True."""
+
+
+@dataclass
+class StylizeResult:
+    images: list[Image.Image]  # one per variant, in style_weights order
+    style_weights: list[float]
+    chosen: int  # index of the variant painted with the requested style weight
+    # Per variant, of the delivered 8-bit image, in fp32: "content" (= content_weight * MSE), "style"
+    # (= its style weight * Gram MSE sum), "tv" (= tv_weight * total variation) and "total" (their sum, the
+    # referee's loss when tv_weight is 0).
+    losses: list[dict[str, float]]
+    timings: dict[str, float]  # seconds per stage, plus "total"
+    params: dict = field(default_factory=dict)  # JSON-able, everything needed to reproduce the images
+
+
+def variant_factors_for(variants: int) -> list[float]:
+    """Style-weight factors spaced by powers of two around 1: 5 -> 1/4, 1/2, 1, 2, 4.
+
+    Integer exponents keep the factor 1 (the weight the user asked for) in the set for even counts too:
+    4 -> 1/2, 1, 2, 4.
+    """
+    if variants < 1:
+        raise ValueError(f"variants must be at least 1, got {variants}")
+    return [2.0 ** (i - (variants - 1) // 2) for i in range(variants)]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resize_longest(image: Image.Image, side: int) -> Image.Image:
+    """Resize so the longest side is ``side``, rounding like the referee so both see the same pixels."""
+    scale = side / max(image.size)
+    new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    if new_size == image.size:
+        return image
+    return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def pil_to_tensor(image: Image.Image, device: torch.device) -> torch.Tensor:
+    """1x3xHxW float in [0, 1]."""
+    data = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
+    return data.view(image.height, image.width, 3).permute(2, 0, 1).unsqueeze(0).to(device).float().div(255)
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """3xHxW float -> 8-bit RGB, clamped to [0, 1] as the referee scores it."""
+    data = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu()
+    return Image.fromarray(data.contiguous().numpy(), "RGB")
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = features.shape
+    flat = features.float().reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels, one value per image."""
+    dx = (images[..., :, 1:] - images[..., :, :-1]).square().flatten(1).mean(1)
+    dy = (images[..., 1:, :] - images[..., :-1, :]).square().flatten(1).mean(1)
+    return dx + dy
+
+
+def luminance_only(image: Image.Image) -> Image.Image:
+    """The image's luminance as grey RGB: a style's texture without its palette."""
+    return image.convert("L").convert("RGB")
+
+
+def with_chroma_of(image: Image.Image, colour_source: Image.Image) -> Image.Image:
+    """``image``'s luminance with ``colour_source``'s chroma (YCbCr)."""
+    luma = image.convert("YCbCr").getchannel("Y")
+    _, cb, cr = colour_source.resize(image.size, Image.Resampling.LANCZOS).convert("YCbCr").split()
+    return Image.merge("YCbCr", (luma, cb, cr)).convert("RGB")
+
+
+class _Precision:
+    """What the VGG pass runs in: fp32 on CPU; on CUDA, bf16 autocast and TF32 unless asked for fp32."""
+
+    def __init__(self, device: torch.device, precision: str):
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        self.cuda = device.type == "cuda"
+        self.bf16 = self.cuda and precision in ("auto", "bf16")
+        self.name = "bf16" if self.bf16 else "fp32"
+
+    def autocast(self):
+        if self.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def backends(self, *, exact: bool = False) -> Iterator[None]:
+        """TF32 for the optimisation (off when ``exact``: final scores are fp32 like the referee's);
+        deterministic cuDNN so that the same seed repaints the same picture; no cuDNN autotuning, whose
+        workspace trials spike memory and which re-runs at every new level size."""
+        if not self.cuda:
+            yield
+            return
+        cuda_matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+        saved = cuda_matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark
+        cuda_matmul.allow_tf32 = cudnn.allow_tf32 = not exact
+        cudnn.deterministic, cudnn.benchmark = True, False
+        try:
+            yield
+        finally:
+            cuda_matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
+
+
+class _Objective:
+    """The referee's loss for a batch of variants at one resolution; targets are computed once, shared."""
+
+    def __init__(self, net: nn.Sequential, content: torch.Tensor, styles: list[torch.Tensor],
+                 blend: list[float], *, content_layers: Sequence[str], style_layers: Sequence[str],
+                 content_weight: float, style_weights: torch.Tensor, tv_weight: float,
+                 precision: _Precision):
+        unknown = [name for name in (*content_layers, *style_layers) if name not in LAYER_INDEX]
+        if unknown:
+            raise ValueError(f"unknown VGG layers {unknown}; known: {sorted(LAYER_INDEX)}")
+        self.content_indices = [LAYER_INDEX[name] for name in content_layers]
+        self.style_indices = [LAYER_INDEX[name] for name in style_layers]
+        self.net = net[: max(self.content_indices + self.style_indices) + 1]
+        self.precision = precision
+        self.content_weight = content_weight
+        self.style_weights = style_weights
+        self.tv_weight = tv_weight
+        device = content.device
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        with torch.no_grad():
+            features = self.features(content)
+            self.content_targets = [features[i].float() for i in self.content_indices]
+            self.style_targets = [torch.zeros(()) for _ in self.style_indices]
+            for style, share in zip(styles, blend, strict=True):
+                features = self.features(style)
+                self.style_targets = [target + share * gram(features[i])
+                                      for target, i in zip(self.style_targets, self.style_indices, strict=True)]
+
+    def features(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        x = (images - self.mean) / self.std
+        if self.precision.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        wanted = set(self.content_indices) | set(self.style_indices)
+        out = {}
+        with self.precision.autocast():
+            for index, layer in enumerate(self.net):
+                x = layer(x)
+                if index in wanted:
+                    out[index] = x
+        return out
+
+    def terms(self, images: torch.Tensor, variant_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted loss terms per image; ``variant_index`` says which style weight each image carries."""
+        features = self.features(images)
+        content = sum((features[i].float() - target).square().flatten(1).mean(1)
+                      for i, target in zip(self.content_indices, self.content_targets, strict=True))
+        style = sum((gram(features[i]) - target).square().flatten(1).mean(1)
+                    for i, target in zip(self.style_indices, self.style_targets, strict=True))
+        terms = {"content": self.content_weight * content, "style": self.style_weights[variant_index] * style}
+        terms["tv"] = self.tv_weight * total_variation(images) if self.tv_weight else torch.zeros_like(content)
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+
+class BatchedLBFGS:
+    """``torch.optim.LBFGS`` (no line search, lr 1) run independently for each image of a batch, in a box.
+
+    Each image has its own curvature pairs, its own Hessian scaling and its own first step, exactly as if
+    it were optimised alone; the batch only shares the memory slots. One difference from torch: when an image
+    rejects a pair (s·y <= 1e-10) it still uses up that slot, so its history holds one pair fewer for a while.
+
+    Pixels are kept in [low, high] by projection: the referee scores clamped images, and an unconstrained
+    optimiser wanders out of range (on random VGG weights the baseline ends with ~5% of its pixels outside,
+    which clamping turns into a third more loss). Gradient components that push a pixel already at a bound
+    further out are ignored, the step is clamped, and the curvature pairs use the step actually taken.
+    """
+
+    def __init__(self, images: torch.Tensor, history_size: int = 100, bounds: tuple[float, float] = (0.0, 1.0)):
+        self.x = images
+        batch = images.shape[0]
+        self.history_size = history_size
+        self.low, self.high = bounds
+        self.dirs = images.new_zeros((history_size, batch, images[0].numel()))  # y: gradient differences
+        self.steps = torch.zeros_like(self.dirs)  # s: steps taken
+        self.rho = images.new_zeros((history_size, batch))  # 1 / y·s, 0 where the slot holds nothing
+        self.filled = 0
+        self.head = 0
+        self.h_diag = images.new_ones(batch)
+        self.last_step = images.new_zeros((batch, images[0].numel()))
+        self.prev_grad: torch.Tensor | None = None
+        self.started = torch.zeros(batch, dtype=torch.bool, device=images.device)
+
+    def step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
+        """Move every active image along its L-BFGS direction; ``grad`` is d(loss)/d(images)."""
+        flat_x = self.x.data.view(self.x.shape[0], -1)
+        g = grad.reshape(grad.shape[0], -1).float()
+        pinned = ((flat_x <= self.low) & (g > 0)) | ((flat_x >= self.high) & (g < 0))
+        g = g.masked_fill(pinned, 0.0)
+        if self.prev_grad is not None:
+            self._remember(g, active & self.started)
+        first = active & ~self.started
+        # torch's first step: the raw gradient, scaled so its L1 norm is at most 1.
+        direction = torch.where(first[:, None], -g, self._two_loop(g))
+        step_size = torch.where(first, (1.0 / g.abs().sum(1)).clamp(max=1.0), torch.ones_like(self.h_diag))
+        step_size = torch.where(active, step_size, torch.zeros_like(step_size))
+        before = flat_x.clone()
+        flat_x.add_(direction * step_size[:, None]).clamp_(self.low, self.high)
+        self.last_step = flat_x - before
+        self.started |= active
+        self.prev_grad = g if self.prev_grad is None else torch.where(active[:, None], g, self.prev_grad)
+
+    def _remember(self, g: torch.Tensor, active: torch.Tensor) -> None:
+        y = g - self.prev_grad
+        s = self.last_step
+        ys = torch.linalg.vecdot(y, s)
+        accept = active & (ys > 1e-10)
+        if not bool(accept.any()):
+            return
+        slot = self.head
+        self.dirs[slot] = torch.where(accept[:, None], y, torch.zeros_like(y))
+        self.steps[slot] = torch.where(accept[:, None], s, torch.zeros_like(s))
+        self.rho[slot] = torch.where(accept, 1.0 / ys.clamp(min=1e-10), torch.zeros_like(ys))
+        self.head = (self.head + 1) % self.history_size
+        self.filled = min(self.filled + 1, self.history_size)
+        self.h_diag = torch.where(accept, ys / torch.linalg.vecdot(y, y).clamp(min=1e-30), self.h_diag)
+
+    def _two_loop(self, g: torch.Tensor) -> torch.Tensor:
+        newest_first = [(self.head - 1 - k) % self.history_size for k in range(self.filled)]
+        q = -g
+        alphas = []
+        for slot in newest_first:
+            alpha = self.rho[slot] * torch.linalg.vecdot(self.steps[slot], q)
+            q = q - alpha[:, None] * self.dirs[slot]
+            alphas.append(alpha)
+        r = q * self.h_diag[:, None]
+        for slot, alpha in zip(reversed(newest_first), reversed(alphas), strict=True):
+            beta = self.rho[slot] * torch.linalg.vecdot(self.dirs[slot], r)
+            r = r + (alpha - beta)[:, None] * self.steps[slot]
+        return r
+
+
+def _levels(size: int, steps: int, schedule: Sequence[Sequence[float]]) -> list[tuple[int, int, float]]:
+    """(longest side, steps, scale) per level; too-small levels hand their steps to the next one."""
+    if not schedule or abs(schedule[-1][0] - 1.0) > 1e-9:
+        raise ValueError("the schedule's last level must have scale 1.0 (the output size)")
+    total_share = sum(share for _, share in schedule)
+    levels: list[tuple[int, int, float]] = []
+    carried, assigned = 0.0, 0
+    for number, (scale, share) in enumerate(schedule):
+        side = round(size * scale)
+        carried += share
+        last = number == len(schedule) - 1
+        if not last and side < MIN_LEVEL_SIDE:
+            continue
+        level_steps = steps - assigned if last else round(steps * carried / total_share)
+        carried = 0.0
+        assigned += level_steps
+        if level_steps > 0:
+            levels.append((side, level_steps, scale))
+    return levels
+
+
+def _stage_name(scale: float) -> str:
+    if scale >= 1.0:
+        return "fine"
+    return f"coarse 1/{round(1 / scale)}" if abs(1 / scale - round(1 / scale)) < 1e-6 else f"coarse {scale:g}"
+
+
+def _chunks(batch: int, pixels: int, max_batch_pixels: int | None) -> list[slice]:
+    per_chunk = batch if not max_batch_pixels else max(1, max_batch_pixels // pixels)
+    return [slice(start, min(batch, start + per_chunk)) for start in range(0, batch, per_chunk)]
+
+
+def stylize(
+    content: Image.Image,
+    styles: Image.Image | Sequence[Image.Image],
+    *,
+    net: nn.Sequential,
+    size: int = 512,
+    steps: int = 300,
+    style_weight: float = 1e6,
+    content_weight: float = 1.0,
+    tv_weight: float = 0.0,
+    variants: int = 5,
+    variant_factors: Sequence[float] | None = None,
+    style_blend: Sequence[float] | None = None,
+    style_scale: float = 1.0,
+    init: str = "content",
+    seed: int | None = 0,
+    preserve_colors: bool = False,
+    content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
+    style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
+    device: str | torch.device = "auto",
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_interval: float = 0.5,
+    preview_size: int | None = None,
+    cancel: Callable[[], bool] | None = None,
+    schedule: Sequence[Sequence[float]] = DEFAULT_SCHEDULE,
+    history_size: int = 100,
+    target_loss: float | Sequence[float] | None = None,
+    precision: str = "auto",
+    max_batch_pixels: int | None = None,
+) -> StylizeResult:
+    """Paint ``content`` in the style of ``styles``, once per style-weight variant, all in one batch.
+
+    ``steps`` counts L-BFGS iterations (one VGG forward and backward of the batch each) over all levels of
+    ``schedule``: pairs (fraction of ``size``, share of the steps), coarse to fine, ending at scale 1.
+    Variant ``i`` uses ``style_weight * factors[i]``; factors default to ``variant_factors_for(variants)`` and
+    ``chosen`` is the variant whose factor is (closest to) 1. Several styles blend their Gram targets with
+    ``style_blend`` (normalised; equal shares by default); ``style_scale`` sizes each style relative to the
+    output's longest side. ``init`` is "content" or "noise" (uniform, from a generator seeded with ``seed``;
+    ``seed=None`` picks one and records it in params). The same seed on the same device repaints the same
+    pixels.
+
+    ``preserve_colors`` is luminance-only transfer: the Gram targets come from the styles' luminance (as grey),
+    and each result keeps its own luminance with the content's chroma (Cb, Cr of YCbCr).
+
+    ``target_loss`` (one value or one per variant) freezes a variant at the first full-size step whose
+    objective is at or below it; the run ends when every variant is frozen. ``cancel`` is polled before every
+    step and raises ``Cancelled``. ``on_progress`` gets a ``Progress`` at most every ``progress_interval``
+    seconds and always once at the end (``step == total`` unless ``target_loss`` ended the run early).
+
+    ``max_batch_pixels`` bounds the images x pixels of one VGG pass (variants are split into sub-batches);
+    by default it is chosen from the device. ``precision`` "auto" means bf16 autocast on CUDA, fp32 on CPU.
+    ``history_size`` is L-BFGS's number of curvature pairs, lowered automatically on CUDA when the pairs of
+    a large batch would not fit in a quarter of the free memory.
+    """
+    started = time.perf_counter()
+    style_images = [styles] if isinstance(styles, Image.Image) else list(styles)
+    if not style_images:
+        raise ValueError("at least one style image is needed")
+    if init not in ("content", "noise"):
+        raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
+    if steps < 1 or size < 1:
+        raise ValueError("steps and size must be positive")
+    factors = list(variant_factors) if variant_factors is not None else variant_factors_for(variants)
+    chosen = min(range(len(factors)), key=lambda i: (abs(math.log(factors[i])), i))
+    weights = [style_weight * factor for factor in factors]
+    blend = list(style_blend) if style_blend is not None else [1.0] * len(style_images)
+    if len(blend) != len(style_images) or any(share < 0 for share in blend) or sum(blend) <= 0:
+        raise ValueError("style_blend needs one non-negative share per style image, not all zero")
+    blend = [share / sum(blend) for share in blend]
+    targets = _per_variant(target_loss, len(weights))
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+
+    dev = resolve_device(device)
+    mode = _Precision(dev, precision)
+    net = _net_on(net, dev)
+    content = content.convert("RGB")
+    style_images = [image.convert("RGB") for image in style_images]
+    if preserve_colors:
+        style_images = [luminance_only(image) for image in style_images]
+    output = resize_longest(content, size)
+    levels = _levels(size, steps, schedule)
+    total_steps = sum(level_steps for _, level_steps, _ in levels)
+    if max_batch_pixels is None:
+        # CPU: one image per pass keeps activations in cache-friendly sizes (5 x 256^2 in one pass costs
+        # twice 5 single passes on 2 cores). CUDA: enough for 5 variants at 1024 px in one pass.
+        max_batch_pixels = 5 * 1024 * 1024 if dev.type == "cuda" else 128 * 128
+    style_weight_tensor = torch.tensor(weights, dtype=torch.float32, device=dev)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    timings: dict[str, float] = {"prepare": time.perf_counter() - started}
+
+    reporter = _Reporter(on_progress, progress_interval, preview_size, chosen, total_steps, started)
+    history_used: list[int] = []
+    x: torch.Tensor | None = None
+    previous_content: torch.Tensor | None = None
+    step_number = 0
+    with mode.backends():
+        for side, level_steps, scale in levels:
+            level_started = time.perf_counter()
+            stage = _stage_name(scale)
+            level_content_image = resize_longest(content, side) if side != size else output
+            level_content = pil_to_tensor(level_content_image, dev)
+            level_styles = [pil_to_tensor(resize_longest(image, max(1, round(side * style_scale))), dev)
+                            for image in style_images]
+            objective = _Objective(net, level_content, level_styles, blend, content_layers=content_layers,
+                                   style_layers=style_layers, content_weight=content_weight,
+                                   style_weights=style_weight_tensor, tv_weight=tv_weight, precision=mode)
+            x = _start_images(x, previous_content, level_content, len(weights), init, generator)
+            previous_content = level_content
+            history = _history_that_fits(history_size, x, dev)
+            history_used.append(history)
+            optimiser = BatchedLBFGS(x, history)
+            active = torch.ones(len(weights), dtype=torch.bool, device=dev)
+            freezes = targets is not None and scale >= 1.0
+            chunks = _chunks(len(weights), x.shape[-1] * x.shape[-2], max_batch_pixels)
+            for _ in range(level_steps):
+                if cancel is not None and cancel():
+                    raise Cancelled("stylize() was cancelled")
+                grad = torch.zeros_like(x)
+                losses = torch.zeros(len(weights), device=dev)
+                for chunk in chunks:
+                    indices = torch.arange(len(weights), device=dev)[chunk]
+                    if not bool(active[chunk].any()):
+                        continue
+                    part = x[chunk].detach().requires_grad_(True)
+                    total = objective.terms(part, indices)["total"]
+                    total.sum().backward()
+                    grad[chunk] = part.grad
+                    losses[chunk] = total.detach()
+                if freezes:
+                    active &= losses > torch.tensor(targets, device=dev)
+                step_number += 1
+                if freezes and not bool(active.any()):
+                    reporter.report(stage, step_number, losses, x, final=True)
+                    break
+                optimiser.step(grad, active)
+                reporter.report(stage, step_number, losses, x, final=step_number == total_steps)
+            timings[stage] = time.perf_counter() - level_started
+
+    finish_started = time.perf_counter()
+    images = [tensor_to_pil(image) for image in x]
+    if preserve_colors:
+        images = [with_chroma_of(image, output) for image in images]
+    with mode.backends(exact=True), torch.no_grad():
+        final_losses = _score(images, output, style_images, blend, net, dev, weights, content_weight, tv_weight,
+                              style_scale, size, content_layers, style_layers, max_batch_pixels)
+    timings["finish"] = time.perf_counter() - finish_started
+    timings["total"] = time.perf_counter() - started
+    params = {
+        "size": size, "output_size": list(output.size), "steps": total_steps, "steps_taken": step_number,
+        "levels": [{"side": side, "steps": level_steps, "stage": _stage_name(scale)}
+                   for side, level_steps, scale in levels],
+        "schedule": [list(level) for level in schedule],
+        "style_weight": style_weight, "style_weights": weights, "variant_factors": factors,
+        "content_weight": content_weight, "tv_weight": tv_weight, "style_blend": blend,
+        "style_scale": style_scale, "init": init, "seed": seed, "preserve_colors": preserve_colors,
+        "content_layers": list(content_layers), "style_layers": list(style_layers),
+        "device": str(dev), "precision": mode.name, "optimizer": "lbfgs", "history_size": history_used,
+        "target_loss": targets, "max_batch_pixels": max_batch_pixels, "torch": torch.__version__,
+    }
+    return StylizeResult(images=images, style_weights=weights, chosen=chosen, losses=final_losses,
+                         timings=timings, params=params)
+
+
+def _per_variant(value: float | Sequence[float] | None, count: int) -> list[float] | None:
+    if value is None:
+        return None
+    values = [float(value)] * count if isinstance(value, int | float) else [float(v) for v in value]
+    if len(values) != count:
+        raise ValueError(f"target_loss needs one value or {count}, got {len(values)}")
+    return values
+
+
+def _net_on(net: nn.Sequential, device: torch.device) -> nn.Sequential:
+    parameter = next(net.parameters(), None)
+    if parameter is not None and parameter.device != device:
+        net = net.to(device)
+    if device.type == "cuda":
+        # Channels-last weights let cuDNN pick its fastest NHWC kernels; the values are unchanged.
+        net = net.to(memory_format=torch.channels_last)
+    return net.eval().requires_grad_(False)
+
+
+def _start_images(previous: torch.Tensor | None, previous_content: torch.Tensor | None,
+                  content: torch.Tensor, count: int, init: str,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Starting pixels of a level: the content or noise at the first level, then the coarser result."""
+    if previous is None:
+        if init == "noise":
+            noise = torch.rand((1, *content.shape[1:]), generator=generator, device=content.device)
+            return noise.repeat(count, 1, 1, 1)
+        return content.repeat(count, 1, 1, 1)
+    height, width = content.shape[-2:]
+    upsampled = F.interpolate(previous, size=(height, width), mode="bicubic", align_corners=False)
+    if init == "content":
+        # The coarse pass painted the style onto a blurred photo; put back the detail it never saw.
+        blurred = F.interpolate(previous_content, size=(height, width), mode="bicubic", align_corners=False)
+        upsampled = upsampled + (content - blurred)
+    return upsampled.clamp(0, 1).contiguous()
+
+
+def _history_that_fits(history_size: int, images: torch.Tensor, device: torch.device) -> int:
+    if device.type != "cuda":
+        return history_size
+    free, _ = torch.cuda.mem_get_info(device)
+    pair_bytes = 2 * images.numel() * 4
+    return max(3, min(history_size, int(free / 4 // pair_bytes)))
+
+
+def _score(images, output, style_images, blend, net, device, weights, content_weight, tv_weight,
+           style_scale, size, content_layers, style_layers, max_batch_pixels) -> list[dict[str, float]]:
+    """The delivered 8-bit images scored in fp32 at full size, as the referee would."""
+    exact = _Precision(device, "fp32")
+    styles = [pil_to_tensor(resize_longest(image, max(1, round(size * style_scale))), device)
+              for image in style_images]
+    objective = _Objective(net, pil_to_tensor(output, device), styles, blend, content_layers=content_layers,
+                           style_layers=style_layers, content_weight=content_weight,
+                           style_weights=torch.tensor(weights, dtype=torch.float32, device=device),
+                           tv_weight=tv_weight, precision=exact)
+    batch = torch.cat([pil_to_tensor(image, device) for image in images])
+    losses: list[dict[str, float]] = []
+    for chunk in _chunks(len(images), output.width * output.height, max_batch_pixels):
+        indices = torch.arange(len(images), device=device)[chunk]
+        terms = objective.terms(batch[chunk], indices)
+        for row in range(len(indices)):
+            losses.append({name: float(value[row]) for name, value in terms.items()})
+    return losses
+
+
+class _Reporter:
+    def __init__(self, on_progress, interval, preview_size, chosen, total, started):
+        self.on_progress = on_progress
+        self.interval = interval
+        self.preview_size = preview_size
+        self.chosen = chosen
+        self.total = total
+        self.started = started
+        self.last = -math.inf
+
+    def report(self, stage: str, step: int, losses: torch.Tensor, images: torch.Tensor, *, final: bool):
+        if self.on_progress is None:
+            return
+        now = time.perf_counter()
+        if not final and now - self.last < self.interval:
+            return
+        self.last = now
+        preview = None
+        if self.preview_size:
+            preview = resize_longest(tensor_to_pil(images[self.chosen]), self.preview_size)
+        self.on_progress(Progress(stage=stage, step=step, total=self.total, losses=losses.tolist(),
+                                  elapsed=now - self.started, preview=preview))
