@@ -36,6 +36,12 @@ class ProbeView(discord.ui.View):
         button.disabled = True
         await interaction.response.edit_message(content=f"clicked by {interaction.user.name}", view=self)
 
+    @discord.ui.select(custom_id="probe:pick", options=[discord.SelectOption(label=c) for c in ("red", "blue")],
+                       max_values=2)
+    async def pick(self, interaction: discord.Interaction, select: discord.ui.Select) -> None:
+        await interaction.response.defer()
+        await interaction.followup.send(f"picked {'+'.join(select.values)}")
+
 
 class NameModal(discord.ui.Modal, title="Who are you?"):
     name = discord.ui.TextInput(label="Name", custom_id="probe:name")
@@ -101,7 +107,7 @@ class ProbeClient(discord.Client):
             await interaction.followup.send("cancelled", ephemeral=True)
             user = await self.fetch_user(interaction.user.id)
             channel = await self.fetch_channel(interaction.channel_id)
-            await channel.send(f"bye {user.name}")
+            await channel.send(f"bye {user.name}", file=discord.File(io.BytesIO(b"bye"), "bye.txt"))
 
         tools = app_commands.Group(name="tools", description="Grouped commands")
 
@@ -213,6 +219,11 @@ async def test_followups_ephemeral_messages_and_button_click(fake: FakeDiscord) 
         assert updated.content == "clicked by bob" and note.find_component("probe:again")["disabled"] is True
         with pytest.raises(LookupError):
             await fake.click(note, "probe:again", user="bob")
+
+        pick = await fake.click(note, "probe:pick", user="alice", values=["blue", "red"])
+        picked = await pick.wait_final(timeout=10)
+        assert pick.callback_type == 6 and picked.content == "picked blue+red" and picked is not note
+        assert note.content == "clicked by bob"
     finally:
         await stop_client(client, task)
 
@@ -341,6 +352,19 @@ async def test_upload_over_the_size_limit_is_rejected(monkeypatch: pytest.Monkey
             assert [(e.status, e.code) for e in client.errors] == [(413, 40005)]
             assert client.filesize_limits == [100]
             assert interaction.original.loading and interaction.original.files == []
+        finally:
+            await stop_client(client, task)
+
+
+async def test_heartbeats_are_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with pointed_fake(monkeypatch, heartbeat_interval_ms=50) as fake:
+        client = ProbeClient()
+        task = await run_client(fake, client)
+        try:
+            await fake.wait_until(lambda: fake.gateway.heartbeats >= 4, 10)
+            # discord.py measures latency from HEARTBEAT to HEARTBEAT_ACK: infinite until an ACK arrives.
+            assert client.latency < 5
+            assert len(fake.gateway.connections) == 1  # no ACK would have made it reconnect
         finally:
             await stop_client(client, task)
 
@@ -521,7 +545,7 @@ async def test_follow_up_after_deleting_the_deferral_is_a_new_message(fake: Fake
     try:
         interaction = await fake.slash_command("cancel", user="bob")
         bye = await fake.wait_for_message(lambda m: m.content.startswith("bye"), timeout=10)
-        assert bye.content == "bye bob" and bye.interaction is None
+        assert bye.content == "bye bob" and bye.interaction is None and bye.files == [("bye.txt", b"bye")]
         assert interaction.original.deleted
         assert [(m.content, m.ephemeral) for m in interaction.followups] == [("cancelled", True)]
         assert [m.content for m in fake.visible_messages(user="bob")] == ["cancelled", "bye bob"]

@@ -271,11 +271,13 @@ class FakeInteraction:
     ) -> FakeMessage:
         """Wait until the original response or a follow-up satisfies `predicate` and return that message.
 
-        The default predicate is "not deleted, no longer loading, and shows something".
+        The default predicate is "changed since the interaction was created, no longer loading, and shows
+        something" (a button's message that the bot has not touched yet does not count).
         """
 
         def default(message: FakeMessage) -> bool:
-            return not message.loading and bool(message.content or message.embeds or message.attachments)
+            touched = bool(message.history) and message.history[-1]["time"] >= self.created_at
+            return touched and not message.loading and bool(message.content or message.embeds or message.attachments)
 
         check = predicate or default
 
