@@ -73,6 +73,7 @@ class StoredFile:
     chunk_size: int = 16 * 1024
     chunk_delay: float = 0.2
     fetches: int = 0
+    _size: tuple[int, int] | None | bool = False  # False: not computed yet
 
     def attachment_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -83,8 +84,10 @@ class StoredFile:
             "proxy_url": self.url,
             "content_type": self.declared_content_type or self.content_type,
         }
-        size = image_size(self.data)
-        if size is not None:
+        if self._size is False:
+            self._size = image_size(self.data)
+        size = self._size
+        if isinstance(size, tuple):
             payload["width"], payload["height"] = size
         return payload
 
