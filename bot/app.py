@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 GOODBYE_TIMEOUT_S = 5.0
 # How long shutdown waits for results already being uploaded.
 DELIVERY_GRACE_S = 10.0
+PRUNE_EVERY_S = 3600.0
 
 
 def apply_endpoints(api_base: str, gateway_url: str) -> None:
@@ -98,6 +99,7 @@ class StyleBot(commands.Bot):
         await self._sync_commands()
         self._spawn(self._keep_healthy())
         self._spawn(self._resume(unfinished))
+        self._spawn(self._prune_periodically())
 
     async def _sync_commands(self) -> None:
         guild_ids = self.config.discord.sync_guilds
@@ -131,6 +133,14 @@ class StyleBot(commands.Bot):
                 except OSError:
                     logger.warning("cannot touch the health file %s", self.config.bot.health_file, exc_info=True)
             await asyncio.sleep(health.TOUCH_EVERY_S if self.is_ready() else 1.0)
+
+    async def _prune_periodically(self) -> None:
+        while not self.is_closed():
+            await asyncio.sleep(PRUNE_EVERY_S)
+            assert self.journal is not None
+            pruned = await asyncio.to_thread(self.journal.prune, self.config.journal.keep_finished_hours)
+            if pruned:
+                logger.info("pruned %d finished job(s) from the journal", pruned)
 
     async def _resume(self, unfinished: list[JobRecord]) -> None:
         """Finish what a previous run accepted: deliver where the user can still see it."""
