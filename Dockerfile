@@ -1,8 +1,8 @@
 # Stylebot: the Discord style-transfer bot, ready for an NVIDIA GPU (see docs/docker.md).
 #
 # Why python:3.11-slim and not nvidia/cuda: the torch wheels on PyPI (2.14.1+cu130) carry their own CUDA 13.0
-# runtime, cuBLAS and cuDNN as nvidia-* pip packages, so a CUDA base image would only add a second, unused copy
-# of the same libraries (about 2 GB). The one thing the wheels cannot bring is the kernel driver: the NVIDIA
+# runtime, cuBLAS and cuDNN as nvidia-* pip packages (3.2 GB installed), so a CUDA base image would only add a
+# second, unused copy of the same libraries. The one thing the wheels cannot bring is the kernel driver: the NVIDIA
 # Container Toolkit mounts the host's (it must be >= 580, the first series that runs CUDA 13.0) when the
 # container asks for a GPU (`docker run --gpus all`, or the device reservation in compose.yaml).
 # Bookworm + Python 3.11 is the combination the development and CI machines test. For a reproducible release,
