@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 from dataclasses import replace
@@ -20,24 +21,31 @@ EXIT_CONFIG = 2
 DEFAULT_CONFIG = "config.toml"
 
 
+# Interaction and webhook tokens appear in the URLs discord.py logs at DEBUG; they act for the bot for 15 min.
+URL_TOKEN = re.compile(r"(/(?:interactions|webhooks)/\d+/)[^/\s?'\"]+")
+
+
 class RedactSecrets(logging.Filter):
-    """Replaces the bot token wherever it appears in a log line, whichever library wrote the line."""
+    """Removes the bot token and interaction tokens from every log line, whichever library wrote it."""
 
     def __init__(self, *secrets: str):
         super().__init__()
         self.secrets = [secret for secret in secrets if secret]
 
+    def _redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[REDACTED]")
+        return URL_TOKEN.sub(r"\1[REDACTED]", text)
+
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        if any(secret in text for secret in self.secrets):
-            for secret in self.secrets:
-                text = text.replace(secret, "[REDACTED]")
-            record.msg, record.args = text, None
+        redacted = self._redact(text)
+        if redacted != text:
+            record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            for secret in self.secrets:
-                record.exc_text = record.exc_text.replace(secret, "[REDACTED]")
+            record.exc_text = self._redact(record.exc_text)
         return True
 
 

@@ -187,6 +187,14 @@ def test_token_is_redacted_from_log_lines_and_tracebacks():
     assert token not in logging.Formatter().format(record)
 
 
+def test_interaction_tokens_in_urls_are_redacted():
+    record = logging.LogRecord("discord.http", logging.DEBUG, __file__, 1, "%s %s has returned %s",
+                               ("POST", "http://x/api/v10/interactions/123/aW50ZXJhY3Rpb24secret/callback", 204),
+                               None)
+    RedactSecrets("bot-token").filter(record)
+    assert record.getMessage() == "POST http://x/api/v10/interactions/123/[REDACTED]/callback has returned 204"
+
+
 def test_health_file_is_fresh_only_after_a_recent_touch(tmp_path):
     path = tmp_path / "dir" / "health"
     assert not health.is_fresh(path)
