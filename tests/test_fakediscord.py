@@ -298,6 +298,23 @@ async def test_dropped_connection_resumes_and_replays_missed_interaction(fake: F
         await stop_client(client, task)
 
 
+async def test_reconnect_request_resumes_and_invalid_session_identifies_again(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        await fake.request_reconnect()
+        await fake.wait_for_resume(timeout=10)
+        assert len(fake.gateway.identify_payloads) == 1
+        await fake.invalidate_session()
+        await fake.wait_until(lambda: len(fake.gateway.identify_payloads) == 2 and fake.gateway.current.ws, 10)
+        assert fake.gateway.current.id != fake.gateway.resume_payloads[-1]["session_id"]
+        attachment = fake.add_attachment(png((8, 8), (4, 5, 6)), "a.png")
+        interaction = await fake.slash_command("ping", options={"image": attachment})
+        assert (await interaction.wait_final(timeout=10)).content == "pong"
+    finally:
+        await stop_client(client, task)
+
+
 async def test_rate_limited_edit_is_retried_by_discord_py(fake: FakeDiscord) -> None:
     client = ProbeClient()
     task = await run_client(fake, client)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .server import FakeDiscord
 
 HELLO, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, REQUEST_MEMBERS = 10, 1, 2, 3, 6, 8
-DISPATCH, HEARTBEAT_ACK, INVALID_SESSION = 0, 11, 9
+DISPATCH, RECONNECT, HEARTBEAT_ACK, INVALID_SESSION = 0, 7, 11, 9
 CLOSE_AUTHENTICATION_FAILED = 4004
 
 
@@ -232,6 +232,12 @@ class Gateway:
             raise RuntimeError("no live gateway connection to drop")
         ws, session.ws = session.ws, None
         await ws.close(code=code, message=b"fake discord dropped the connection")
+
+    async def send_op(self, op: int, data: Any = None) -> None:
+        session = self.current
+        if session is None or session.ws is None:
+            raise RuntimeError(f"no live gateway connection to send op {op} to")
+        await send_frame(session.ws, session.encoder, {"op": op, "d": data}, session.send_lock)
 
     async def close_all(self) -> None:
         for session in self.sessions.values():

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .bot_process import BotProcess
-from .gateway import Gateway
+from .gateway import INVALID_SESSION, RECONNECT, Gateway
 from .models import (
     EPHEMERAL,
     LOADING,
@@ -421,6 +421,18 @@ class FakeDiscord:
     async def drop_connection(self, code: int = 4000) -> None:
         """Close the bot's gateway websocket; dispatches made until it RESUMEs are replayed then."""
         await self.gateway.drop(code)
+
+    async def request_reconnect(self) -> None:
+        """Gateway op 7 RECONNECT, as Discord sends before moving a session: the client closes and resumes."""
+        await self.gateway.send_op(RECONNECT)
+
+    async def invalidate_session(self) -> None:
+        """Gateway op 9 INVALID_SESSION (not resumable): the client must IDENTIFY again on a new session;
+        dispatches it missed are lost, as on Discord."""
+        session = self.gateway.current
+        await self.gateway.send_op(INVALID_SESSION, False)
+        if session is not None:
+            self.gateway.sessions.pop(session.id, None)
 
     async def wait_for_resume(self, timeout: float = 10.0, resumes: int = 1) -> None:
         def resumed() -> bool:
