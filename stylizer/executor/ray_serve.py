@@ -202,7 +202,7 @@ class RayExecutor(Executor):
         weights: str = "imagenet",
         device: str = "auto",
         replicas: int = 1,
-        num_gpus: float | None = None,
+        num_gpus: float = 1.0,
         num_cpus: float = 1,
         max_queued_per_replica: int = 8,
         job_timeout_s: float | None = None,
@@ -217,9 +217,9 @@ class RayExecutor(Executor):
         """``address``: ``"auto"`` (the cluster this machine belongs to), ``"ray://head:10001"`` (Ray client),
         ``"host:6379"``, or ``None``/``"local"`` for a Ray instance inside this process (tests, one machine).
 
-        ``num_gpus`` per replica: ``None`` means one GPU when the device may be CUDA and the cluster has GPUs,
-        else none. ``max_queued_per_replica``: jobs accepted per replica, the running one included; beyond
-        that ``submit`` raises QueueFull. ``job_timeout_s`` applies to jobs without their own ``timeout_s``.
+        ``num_gpus`` per replica, used unless ``device`` is ``"cpu"`` or is ``"auto"`` on a cluster without
+        GPUs (fractions let replicas share a GPU). ``max_queued_per_replica``: jobs accepted per replica, the
+        running one included; beyond that ``submit`` raises QueueFull. ``job_timeout_s`` applies to jobs without their own ``timeout_s``.
         ``health_interval_s``: how often the cluster is checked; jobs fail as "unavailable" once it has not
         answered twice in a row. ``init_options`` go to ``ray.init`` as they are (e.g. ``num_cpus`` for a
         local instance).
@@ -344,7 +344,8 @@ class RayExecutor(Executor):
         else:
             options = {"log_to_driver": False, **self.init_options}
             try:
-                ray.init(address=self.address, **options)
+                # "local" makes a new instance even where this machine runs a cluster that ray.init() would join.
+                ray.init(address=self.address or "local", **options)
             except Exception as error:  # noqa: BLE001 - every way of not connecting means the same to the bot
                 raise ExecutorUnavailable(
                     f"Cannot reach the Ray cluster at {self.address or 'a new local instance'}: "
@@ -384,11 +385,14 @@ class RayExecutor(Executor):
         return handle
 
     def _gpus_per_replica(self, cluster_gpus: float) -> float:
-        if self.num_gpus is not None:
-            if self.num_gpus > 0 and cluster_gpus == 0:
-                logger.warning("the Ray cluster has no GPU yet; replicas wait for one (autoscaler?)")
-            return self.num_gpus
-        return 1.0 if self.device != "cpu" and cluster_gpus > 0 else 0.0
+        if self.device == "cpu":
+            return 0.0
+        if cluster_gpus == 0:
+            if self.device == "auto":
+                logger.warning('the Ray cluster has no GPU: replicas paint on the CPU (device = "cuda" waits for one)')
+                return 0.0
+            logger.warning("the Ray cluster has no GPU yet; replicas wait for one (autoscaler?)")
+        return self.num_gpus
 
     def _wait_until_running(self, serve) -> None:
         deadline = time.monotonic() + self.start_timeout_s
