@@ -11,7 +11,6 @@ import asyncio
 import io
 import logging
 import random
-import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -114,7 +113,8 @@ class Actions:
                 application_id=interaction.application_id,
                 interaction_id=interaction.id,
                 token=interaction.token,
-                token_expires_at=time.time() + INTERACTION_TOKEN_LIFETIME_S,
+                # The token's 15 minutes run from the interaction's creation, not from now.
+                token_expires_at=interaction.created_at.timestamp() + INTERACTION_TOKEN_LIFETIME_S,
             )
             await asyncio.to_thread(self.bot.journal.add, record)
             logger.info("job %s accepted for user %s: %s", job_id, interaction.user.id,
