@@ -220,6 +220,8 @@ async def test_followups_ephemeral_messages_and_button_click(fake: FakeDiscord) 
         with pytest.raises(LookupError):
             await fake.click(note, "probe:again", user="bob")
 
+        with pytest.raises(ValueError):
+            await fake.click(note, "probe:pick", user="alice", values=["green"])
         pick = await fake.click(note, "probe:pick", user="alice", values=["blue", "red"])
         picked = await pick.wait_final(timeout=10)
         assert pick.callback_type == 6 and picked.content == "picked blue+red" and picked is not note

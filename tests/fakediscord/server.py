@@ -593,6 +593,11 @@ class FakeDiscord:
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component["type"]}
         if component["type"] != 2:
             data["values"] = values or []
+            options = [option["value"] for option in component.get("options", [])]
+            if options and not set(data["values"]) <= set(options):
+                raise ValueError(f"{data['values']} are not all options of {custom_id!r} ({options})")
+            if not component.get("min_values", 1) <= len(data["values"]) <= component.get("max_values", 1):
+                raise ValueError(f"{len(data['values'])} values is outside {custom_id!r}'s min/max")
         elif values is not None:
             raise ValueError("a button has no values")
         channel = self.channel(message.channel_id)
@@ -616,7 +621,10 @@ class FakeDiscord:
             inputs = row.get("components", [row.get("component")] if "component" in row else [])
             filled = [{"type": item["type"], "custom_id": item["custom_id"], "value": values.get(item["custom_id"], "")}
                       for item in inputs if item and "custom_id" in item]
-            rows.append({"type": row["type"], "components": filled})
+            if "component" in row:  # a Label wraps exactly one input
+                rows.append({"type": row["type"], "component": filled[0]})
+            else:
+                rows.append({"type": row["type"], "components": filled})
         data = {"custom_id": interaction.modal["custom_id"], "components": rows}
         channel = self.channel(interaction.channel_id)
         payload = self._interaction_base(INTERACTION_MODAL_SUBMIT, interaction.user, channel, data, locale)
