@@ -45,9 +45,10 @@ class ProbeView(discord.ui.View):
 
 class NameModal(discord.ui.Modal, title="Who are you?"):
     name = discord.ui.TextInput(label="Name", custom_id="probe:name")
+    colour = discord.ui.Label(text="Colour", component=discord.ui.TextInput(custom_id="probe:colour"))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(f"hello {self.name.value}")
+        await interaction.response.send_message(f"hello {self.name.value} ({self.colour.component.value})")
 
 
 class ProbeClient(discord.Client):
@@ -254,9 +255,9 @@ async def test_modal_is_shown_and_its_submission_handled(fake: FakeDiscord) -> N
         opened = await fake.slash_command("greet", user="bob")
         await opened.wait_acked(timeout=3)
         assert opened.callback_type == 9 and opened.modal["title"] == "Who are you?"
-        submitted = await fake.submit_modal(opened, {"probe:name": "Ada"})
+        submitted = await fake.submit_modal(opened, {"probe:name": "Ada", "probe:colour": "teal"})
         reply = await submitted.wait_final(timeout=10)
-        assert reply.content == "hello Ada" and not reply.ephemeral
+        assert reply.content == "hello Ada (teal)" and not reply.ephemeral
     finally:
         await stop_client(client, task)
 

@@ -621,7 +621,7 @@ class FakeDiscord:
             inputs = row.get("components", [row.get("component")] if "component" in row else [])
             filled = [{"type": item["type"], "custom_id": item["custom_id"], "value": values.get(item["custom_id"], "")}
                       for item in inputs if item and "custom_id" in item]
-            if "component" in row:  # a Label wraps exactly one input
+            if "component" in row:  # a Label (type 18) wraps exactly one input
                 rows.append({"type": row["type"], "component": filled[0]})
             else:
                 rows.append({"type": row["type"], "components": filled})
