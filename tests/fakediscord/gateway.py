@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -82,9 +83,15 @@ async def send_frame(
 
 
 class Gateway:
-    def __init__(self, fake: FakeDiscord, heartbeat_interval_ms: int = 41250) -> None:
+    def __init__(self, fake: FakeDiscord, heartbeat_interval_ms: int = 41250, heartbeat_ack_delay: float = 0.05
+                 ) -> None:
         self.fake = fake
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        # discord.py's heartbeat thread records the send time only after the loop confirms the send; an ACK
+        # processed before that (a local server on a busy machine) logs "Can't keep up … 41.3s behind".
+        # Real Discord is never that fast, so neither is the fake.
+        self.heartbeat_ack_delay = heartbeat_ack_delay
+        self._acks: set[asyncio.Task[None]] = set()
         self.sessions: dict[str, GatewaySession] = {}
         self.current: GatewaySession | None = None
         self.identify_payloads: list[dict[str, Any]] = []
@@ -119,7 +126,9 @@ class Gateway:
             op, data = frame.get("op"), frame.get("d")
             if op == HEARTBEAT:
                 self.heartbeats += 1
-                await send_frame(ws, encoder, {"op": HEARTBEAT_ACK}, lock)
+                ack = asyncio.create_task(self._ack_later(ws, encoder, lock))
+                self._acks.add(ack)
+                ack.add_done_callback(self._acks.discard)
             elif op == IDENTIFY:
                 session = await self._identify(ws, encoder, lock, data)
                 if session is None:
@@ -138,6 +147,14 @@ class Gateway:
             session.ws = None
         self.fake.notify()
         return ws
+
+    async def _ack_later(
+        self, ws: web.WebSocketResponse, encoder: _ZlibStream | _ZstdStream | None, lock: asyncio.Lock
+    ) -> None:
+        await asyncio.sleep(self.heartbeat_ack_delay)
+        with contextlib.suppress(ConnectionResetError):  # the client went away meanwhile
+            if not ws.closed:
+                await send_frame(ws, encoder, {"op": HEARTBEAT_ACK}, lock)
 
     async def _identify(
         self,
@@ -240,6 +257,8 @@ class Gateway:
         await send_frame(session.ws, session.encoder, {"op": op, "d": data}, session.send_lock)
 
     async def close_all(self) -> None:
+        for ack in list(self._acks):
+            ack.cancel()
         for session in self.sessions.values():
             if session.ws is not None and not session.ws.closed:
                 await session.ws.close(code=1001, message=b"fake discord shutting down")
