@@ -148,7 +148,8 @@ class FakeDiscord:
         app.router.add_get("/attachments/{file_id}/{filename}", self._serve_file)
         app.router.add_route("*", "/api/v{version:\\d+}/{tail:.*}", self._api)
         app.router.add_route("*", "/{tail:.*}", self._unrouted)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        # A short shutdown: a test must not wait a minute for a slow-mode download nobody reads any more.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
