@@ -2,7 +2,8 @@
 
 ``submit(job) -> handle``; the handle yields events (queued, started, progress, done or failed) and can be
 cancelled. ``LocalExecutor`` runs a worker process on this machine; ``RayExecutor`` runs on a Ray Serve
-cluster. Nothing here knows about Discord.
+cluster. Nothing here knows about Discord. ``stylizer.executor.runner.run_job``, the job as a worker runs it,
+is what a worker runs for each job.
 """
 
 from stylizer.executor.base import (
@@ -21,6 +22,7 @@ from stylizer.executor.base import (
     JobStarted,
     QueueFull,
 )
+from stylizer.executor.local import LocalExecutor
 
 __all__ = [
     "Executor",
@@ -36,5 +38,6 @@ __all__ = [
     "JobProgress",
     "JobQueued",
     "JobStarted",
+    "LocalExecutor",
     "QueueFull",
 ]

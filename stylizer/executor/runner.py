@@ -1,0 +1,148 @@
+"""One job, start to finish, inside whichever worker owns the GPU: bytes in, a JobDone out.
+
+Both executors call ``run_job`` in their worker, so decoding, painting, the strip, the byte budget and the
+out-of-memory retry behave the same wherever a job runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+import torch
+from PIL import Image
+
+from stylizer.executor.base import Job, JobDone, JobFailed, JobProgress
+from stylizer.images import ImageLimits, InvalidImage, load_image
+from stylizer.strip import encode_within, make_strip
+from stylizer.transfer import Cancelled, Progress, stylize
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_MAX_SIDE = 160
+# After running out of GPU memory the job is tried once more with each side scaled by this.
+OOM_RETRY_SCALE = 0.75
+
+
+def run_job(
+    job: Job,
+    net: torch.nn.Sequential,
+    *,
+    device: str | torch.device,
+    on_progress: Callable[[JobProgress], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    progress_interval: float = 0.5,
+    previews: bool = True,
+) -> JobDone:
+    """Paint ``job`` with ``net``; raises InvalidImage, Cancelled or torch.cuda.OutOfMemoryError."""
+    options = job.options
+    started = time.perf_counter()
+    limits = ImageLimits(max_pixels=options.max_pixels, max_side=options.max_input_side)
+    content = load_image(job.content, name=job.content_name, limits=limits)
+    style = load_image(job.style, name=job.style_name, limits=limits)
+    # A random seed is still reported, so that whoever liked the picture can paint it again.
+    seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+
+    def report(progress: Progress) -> None:
+        if on_progress is None:
+            return
+        preview = _encode_preview(progress.preview) if previews and progress.preview is not None else None
+        on_progress(
+            JobProgress(
+                stage=progress.stage,
+                step=progress.step,
+                total=progress.total,
+                elapsed=progress.elapsed,
+                preview=preview,
+            )
+        )
+
+    def paint(size: int):
+        return stylize(
+            content,
+            style,
+            net=net,
+            size=size,
+            steps=options.steps,
+            style_weight=options.style_weight,
+            content_weight=options.content_weight,
+            tv_weight=options.tv_weight,
+            variants=options.variants,
+            seed=seed,
+            preserve_colors=options.preserve_colors,
+            device=device,
+            on_progress=report,
+            progress_interval=progress_interval,
+            preview_size=min(PREVIEW_MAX_SIDE, size) if previews else None,
+            cancel=cancelled,
+        )
+
+    size = options.size
+    note = None
+    try:
+        result = paint(size)
+    except torch.cuda.OutOfMemoryError:
+        out_of_memory = True
+    else:
+        out_of_memory = False
+    if out_of_memory:
+        # Retried outside the except block, so the failed attempt's tensors (held by the traceback) are freed.
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        size = max(1, round(size * OOM_RETRY_SCALE))
+        logger.warning("job %s ran out of GPU memory at %d px; retrying at %d px", job.job_id, options.size, size)
+        result = paint(size)
+        note = f"Rendered at {size} px instead of {options.size} px: the GPU ran out of memory."
+
+    labels = [_variant_label(weight, options.style_weight) for weight in result.style_weights]
+    strip = make_strip(result.images, labels, content=content, style=style)
+    image_bytes, image_ext = encode_within(result.images[result.chosen], options.output_max_bytes)
+    strip_bytes, strip_ext = encode_within(strip, options.output_max_bytes)
+    params = {**dataclasses.asdict(options), **result.params}
+    return JobDone(
+        image=image_bytes,
+        image_ext=image_ext,
+        strip=strip_bytes,
+        strip_ext=strip_ext,
+        # What the user receives: encode_within may have had to shrink an image to fit the budget.
+        image_size=_encoded_size(image_bytes),
+        strip_size=_encoded_size(strip_bytes),
+        style_weights=tuple(float(weight) for weight in result.style_weights),
+        chosen=result.chosen,
+        seconds=time.perf_counter() - started,
+        params=params,
+        note=note,
+    )
+
+
+def job_failure(error: BaseException) -> JobFailed:
+    """The JobFailed a user should see for an exception raised by ``run_job``; unexpected ones are logged."""
+    if isinstance(error, InvalidImage):
+        return JobFailed("invalid_image", str(error))
+    if isinstance(error, Cancelled):
+        return JobFailed("cancelled", "The job was cancelled.")
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return JobFailed(
+            "oom", "The painter ran out of memory, even at a smaller size; try a smaller size or fewer variants."
+        )
+    logger.error("job failed unexpectedly", exc_info=error)
+    return JobFailed("internal", "Something went wrong while painting; the details are in the bot's log.")
+
+
+def _variant_label(weight: float, base_weight: float) -> str:
+    return f"×{weight / base_weight:g} ({weight:.2g})"
+
+
+def _encode_preview(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=75)
+    return buffer.getvalue()
+
+
+def _encoded_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size

@@ -1,0 +1,136 @@
+"""run_job in this process: what a worker hands back for one job, and how failures are told to the user."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+import torch
+from PIL import Image
+
+from stylizer.executor import Job, JobOptions, JobProgress
+from stylizer.executor import runner as runner_module
+from stylizer.executor.runner import job_failure, run_job
+from stylizer.images import InvalidImage
+from stylizer.transfer import Cancelled
+
+
+@pytest.fixture(scope="module")
+def photos(shared_images):
+    content = (shared_images / "content" / "chelsea.jpg").read_bytes()
+    style = (shared_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").read_bytes()
+    return content, style
+
+
+def make_job(photos, **options) -> Job:
+    settings = {"style_weight": 1e8, "content_weight": 1e4, "variants": 2, "size": 48, "steps": 4, "seed": 5}
+    content, style = photos
+    return Job(job_id="job", content=content, style=style, options=JobOptions(**(settings | options)),
+               content_name="chelsea.jpg", style_name="wheat-field.jpg")
+
+
+def decoded(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def test_result_and_strip_decode_at_the_requested_size_with_one_weight_per_variant(photos, random_vgg):
+    done = run_job(make_job(photos, size=64, variants=3), random_vgg, device="cpu")
+
+    image = decoded(done.image)
+    assert image.size == done.image_size and max(image.size) == 64
+    assert image.format == {"png": "PNG", "jpg": "JPEG"}[done.image_ext]
+    strip = decoded(done.strip)
+    assert strip.size == done.strip_size
+    assert strip.width * strip.height >= 3 * image.width * image.height  # all three variants are on it
+    assert done.style_weights == (5e7, 1e8, 2e8)
+    assert done.style_weights[done.chosen] == 1e8  # the weight the user asked for
+    assert done.params["steps"] == 4 and done.params["output_max_bytes"] == 8 * 1024 * 1024
+    assert done.note is None
+
+
+def test_outputs_fit_the_byte_budget(photos, random_vgg):
+    budget = 4_000
+    done = run_job(make_job(photos, steps=2, output_max_bytes=budget), random_vgg, device="cpu")
+    assert len(done.image) <= budget and len(done.strip) <= budget
+    assert done.strip_ext == "jpg"  # a lossless strip did not fit: the budget really was binding
+    assert decoded(done.strip).size == done.strip_size
+
+
+def test_a_random_seed_is_reported_and_repaints_the_same_picture(photos, random_vgg):
+    first = run_job(make_job(photos, seed=None), random_vgg, device="cpu")
+    seed = first.params["seed"]
+    assert isinstance(seed, int)
+    again = run_job(make_job(photos, seed=seed), random_vgg, device="cpu")
+    assert again.params["seed"] == seed
+    assert decoded(again.image).tobytes() == decoded(first.image).tobytes()
+
+
+def test_progress_carries_small_jpeg_previews_unless_turned_off(photos, random_vgg):
+    seen: list[JobProgress] = []
+    run_job(make_job(photos, size=64), random_vgg, device="cpu", on_progress=seen.append, progress_interval=0)
+    assert [event.step for event in seen] == [1, 2, 3, 4]
+    assert all(event.total == 4 for event in seen)
+    preview = decoded(seen[-1].preview)
+    assert preview.format == "JPEG" and max(preview.size) <= 160
+
+    quiet: list[JobProgress] = []
+    run_job(make_job(photos), random_vgg, device="cpu", on_progress=quiet.append, previews=False)
+    assert quiet and all(event.preview is None for event in quiet)
+
+
+def test_an_undecodable_upload_raises_invalid_image_naming_the_file(photos, random_vgg):
+    job = make_job(photos)
+    job = Job(**{**job.__dict__, "style": b"GIF89a but not really", "style_name": "cat.gif"})
+    with pytest.raises(InvalidImage) as caught:
+        run_job(job, random_vgg, device="cpu")
+    failure = job_failure(caught.value)
+    assert failure.kind == "invalid_image" and "cat.gif" in failure.reason
+
+
+def test_the_workers_own_pixel_limit_is_applied(photos, random_vgg):
+    with pytest.raises(InvalidImage, match="megapixels"):
+        run_job(make_job(photos, max_pixels=10_000), random_vgg, device="cpu")
+
+
+def test_cancel_stops_the_painting(photos, random_vgg):
+    with pytest.raises(Cancelled):
+        run_job(make_job(photos, steps=1000), random_vgg, device="cpu", cancelled=lambda: True)
+
+
+def test_running_out_of_memory_once_retries_at_three_quarters_size(photos, random_vgg, monkeypatch):
+    real_stylize = runner_module.stylize
+    sizes = []
+
+    def stylize_short_of_memory(*args, size, **kwargs):
+        sizes.append(size)
+        if len(sizes) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real_stylize(*args, size=size, **kwargs)
+
+    monkeypatch.setattr(runner_module, "stylize", stylize_short_of_memory)
+    done = run_job(make_job(photos, size=64), random_vgg, device="cpu")
+    assert sizes == [64, 48]
+    assert max(done.image_size) == 48 and done.params["size"] == 48
+    assert "48" in done.note and "memory" in done.note
+
+
+def test_running_out_of_memory_twice_is_reported_as_oom(photos, random_vgg, monkeypatch):
+    def always_short(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(runner_module, "stylize", always_short)
+    with pytest.raises(torch.cuda.OutOfMemoryError) as caught:
+        run_job(make_job(photos), random_vgg, device="cpu")
+    assert job_failure(caught.value).kind == "oom"
+
+
+def test_failures_are_told_in_words_a_user_can_read(caplog):
+    assert job_failure(Cancelled("stylize() was cancelled")).kind == "cancelled"
+    with caplog.at_level(logging.ERROR, logger="stylizer.executor.runner"):
+        failure = job_failure(KeyError("secret internal detail"))
+    assert failure.kind == "internal"
+    assert "secret internal detail" not in failure.reason
+    assert "secret internal detail" in caplog.text  # the detail goes to the log instead
