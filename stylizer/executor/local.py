@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -69,7 +70,8 @@ class _LocalHandle(JobHandle):
         self.job_id = job_id
         self._executor = executor
         self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
-        self.finished = False
+        self.finished = False  # the final event has been pushed
+        self._ended = False  # ... and handed to a reader: a later events() has nothing left to wait for
 
     def push(self, event: JobEvent) -> None:
         if self.finished:
@@ -79,11 +81,11 @@ class _LocalHandle(JobHandle):
         self._events.put_nowait(event)
 
     async def events(self) -> AsyncIterator[JobEvent]:
-        while True:
+        while not self._ended:
             event = await self._events.get()
-            yield event
             if isinstance(event, JobDone | JobFailed):
-                return
+                self._ended = True
+            yield event
 
     async def cancel(self) -> None:
         self._executor._cancel(self.job_id)
@@ -162,8 +164,6 @@ class LocalExecutor(Executor):
             raise ExecutorUnavailable("The painter has been shut down.")
         if self._started:
             return
-        import multiprocessing
-
         self._loop = asyncio.get_running_loop()
         self._context = multiprocessing.get_context("spawn")
         await self._spawn_worker()
