@@ -214,8 +214,9 @@ class RayExecutor(Executor):
         health_interval_s: float = 5.0,
         init_options: dict | None = None,
     ) -> None:
-        """``address``: ``"auto"`` (the cluster this machine belongs to), ``"ray://head:10001"`` (Ray client),
-        ``"host:6379"``, or ``None``/``"local"`` for a Ray instance inside this process (tests, one machine).
+        """``address``: ``"auto"`` (the cluster this machine is a node of), ``"host:6379"`` (the head's GCS; this
+        machine must still be a node), or ``None``/``"local"`` for a Ray instance inside this process. Ray
+        Client addresses (``ray://``) are refused: Serve cannot stream responses through Ray Client.
 
         ``num_gpus`` per replica, used unless ``device`` is ``"cpu"`` or is ``"auto"`` on a cluster without
         GPUs (fractions let replicas share a GPU). ``max_queued_per_replica``: jobs accepted per replica, the
@@ -337,6 +338,11 @@ class RayExecutor(Executor):
             raise ExecutorUnavailable(
                 "Ray is not installed here: pip install 'stylebot[ray]' to use the ray executor."
             ) from error
+        if self.address is not None and self.address.startswith("ray://"):
+            raise ExecutorUnavailable(
+                f"Ray Client addresses ({self.address}) cannot stream painting progress: run the bot on a node "
+                'of the cluster (ray start --address=HEAD:6379 --num-cpus=0) with address = "auto".'
+            )
         _probe(self.address)
         if ray.is_initialized():
             # Somebody in this process (a test, an embedding application) already chose the cluster.
@@ -352,11 +358,7 @@ class RayExecutor(Executor):
                     f"{_first_line(error)}"
                 ) from error
             self._owns_ray = True
-        # A Ray client talks to the cluster through its client server; a driver through the GCS.
-        if self.address is not None and self.address.startswith("ray://"):
-            self._health_target = _host_port(self.address.removeprefix("ray://"))
-        else:
-            self._health_target = _host_port(ray.get_runtime_context().gcs_address)
+        self._health_target = _host_port(ray.get_runtime_context().gcs_address)
 
     def _deploy(self):
         import ray
@@ -419,7 +421,11 @@ class RayExecutor(Executor):
             from ray import serve
         except ImportError:
             return
-        if self._broken is None and _ray_connected():
+        if self._broken is not None:
+            # Both calls below wait on a cluster that no longer answers, and would hold up the bot's exit.
+            logger.warning("not releasing Serve app %r: the cluster is gone", self.app_name)
+            return
+        if _ray_connected():
             try:
                 serve.delete(self.app_name)
             except Exception as error:  # noqa: BLE001 - the cluster may be gone; nothing is left to free then
@@ -595,7 +601,7 @@ def _probe(address: str | None) -> None:
     """Fail in seconds, not after Ray's long reconnect loop, when a named cluster does not answer at all."""
     if address in LOCAL_ADDRESSES or address == "auto":
         return
-    target = _host_port(address.removeprefix("ray://"))
+    target = _host_port(address)
     if target is None:
         return  # not host:port; let ray.init judge it
     try:
