@@ -125,10 +125,8 @@ class _Painter:
                     outcome = job_failure(error)
                 loop.call_soon_threadsafe(events.put_nowait, outcome)
 
-            # A thread of its own, not the loop's default pool: the loop stays free to hear a cancellation.
-            worker = threading.Thread(target=work, name=f"paint-{job.job_id}", daemon=True)
-            worker.start()
-            finished = loop.run_in_executor(None, worker.join)
+            # Off the replica's event loop, which must stay free to hear a cancellation.
+            finished = loop.run_in_executor(None, work)
             outcome_kind = "cancelled"
             try:
                 yield _ReplicaStarted(self._name)
