@@ -87,7 +87,7 @@ class Actions:
             return
         started = False
         try:
-            await interaction.response.defer(thinking=True)
+            callback = await interaction.response.defer(thinking=True)
             try:
                 content_bytes, style_bytes = await asyncio.gather(self._fetch(content), self._fetch(style))
                 await asyncio.to_thread(self._validate, content_bytes, content_name)
@@ -112,6 +112,8 @@ class Actions:
                 style=style_bytes,
                 application_id=interaction.application_id,
                 interaction_id=interaction.id,
+                # Known from the start, so that a restart at any point can still edit this very message.
+                response_message_id=await self._response_message_id(interaction, callback),
                 token=interaction.token,
                 # The token's 15 minutes run from the interaction's creation, not from now.
                 token_expires_at=interaction.created_at.timestamp() + INTERACTION_TOKEN_LIFETIME_S,
@@ -127,6 +129,15 @@ class Actions:
         finally:
             if not started:
                 self.bot.limits.release(job_id)
+
+    async def _response_message_id(self, interaction: discord.Interaction, callback) -> int | None:
+        message_id = getattr(callback, "message_id", None)
+        if message_id is None:
+            try:
+                message_id = (await interaction.original_response()).id
+            except discord.HTTPException:
+                logger.warning("could not learn the id of the deferred response", exc_info=True)
+        return message_id
 
     async def _fetch(self, source: AttachmentInfo | bytes) -> bytes:
         if isinstance(source, bytes):
