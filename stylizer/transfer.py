@@ -96,7 +96,8 @@ def resize_longest(image: Image.Image, side: int) -> Image.Image:
 def pil_to_tensor(image: Image.Image, device: torch.device) -> torch.Tensor:
     """1x3xHxW float in [0, 1]."""
     data = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
-    return data.view(image.height, image.width, 3).permute(2, 0, 1).unsqueeze(0).to(device).float().div(255)
+    pixels = data.view(image.height, image.width, 3).permute(2, 0, 1).unsqueeze(0)
+    return pixels.to(device).float().div(255).contiguous()
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:

@@ -1,0 +1,206 @@
+"""stylize() on CPU with random VGG weights and tiny images; losses are judged by the shared referee."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylizer.transfer import Cancelled, Progress, pil_to_tensor, stylize
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+sys.path.insert(0, str(SHARED / "bench"))
+import gatys_reference  # noqa: E402
+
+# Random VGG features need these (see the referee's docstring).
+WEIGHTS = {"content_weight": 1e4, "style_weight": 1e8}
+
+
+@pytest.fixture(scope="module")
+def content(shared_images) -> Image.Image:
+    return Image.open(shared_images / "content" / "chelsea.jpg").convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def style(shared_images) -> Image.Image:
+    return Image.open(shared_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def other_style(shared_images) -> Image.Image:
+    return Image.open(shared_images / "style" / "turner_shipwreck.jpg").convert("RGB")
+
+
+def referee_terms(net, content: Image.Image, style: Image.Image, images: list[Image.Image], size: int):
+    """Unweighted content and style losses of each image, as the referee computes them."""
+    referee = gatys_reference.Referee(net, pil_to_tensor(resize(content, size), "cpu"),
+                                      pil_to_tensor(resize(style, size), "cpu"), 1.0)
+    batch = torch.cat([pil_to_tensor(image, "cpu") for image in images])
+    with torch.no_grad():
+        features = referee.features(batch)
+        content_loss = (features[gatys_reference.CONTENT_LAYER] - referee.content_target).square().flatten(1).mean(1)
+        style_loss = sum((gatys_reference.gram(features[i]) - referee.style_targets[i]).square().flatten(1).mean(1)
+                         for i in gatys_reference.STYLE_LAYERS)
+    return content_loss.tolist(), style_loss.tolist()
+
+
+def resize(image: Image.Image, size: int) -> Image.Image:
+    scale = size / max(image.size)
+    return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+def test_same_seed_repaints_the_same_pixels_and_another_seed_does_not(random_vgg, content, style):
+    def paint(seed):
+        return stylize(content, style, net=random_vgg, size=32, steps=3, variants=1, init="noise", seed=seed,
+                       **WEIGHTS).images[0]
+
+    first, again, other = paint(1), paint(1), paint(2)
+    assert np.array_equal(pixels(first), pixels(again))
+    assert not np.array_equal(pixels(first), pixels(other))
+
+
+def test_result_has_the_requested_size_variants_and_reproducible_params(random_vgg, content, style):
+    result = stylize(content, style, net=random_vgg, size=40, steps=2, variants=5, **WEIGHTS)
+    expected = (40, round(content.height * 40 / content.width))
+    assert [image.size for image in result.images] == [expected] * 5
+    assert result.style_weights == [WEIGHTS["style_weight"] * f for f in (0.25, 0.5, 1, 2, 4)]
+    assert result.chosen == 2
+    assert [set(losses) for losses in result.losses] == [{"content", "style", "tv", "total"}] * 5
+    params = json.loads(json.dumps(result.params))
+    assert params["seed"] == 0 and params["size"] == 40 and params["style_weights"] == result.style_weights
+
+
+def test_more_style_weight_gives_lower_style_and_higher_content_loss(random_vgg, content, style):
+    size = 48
+    result = stylize(content, style, net=random_vgg, size=size, steps=12, variants=3, **WEIGHTS)
+    content_losses, style_losses = referee_terms(random_vgg, content, style, result.images, size)
+    assert style_losses == sorted(style_losses, reverse=True) and style_losses[0] > style_losses[-1]
+    assert content_losses == sorted(content_losses) and content_losses[0] < content_losses[-1]
+
+
+def test_reported_losses_are_the_referees_for_the_delivered_images(random_vgg, content, style):
+    size = 40
+    result = stylize(content, style, net=random_vgg, size=size, steps=4, variants=2, **WEIGHTS)
+    referee = gatys_reference.Referee(random_vgg, pil_to_tensor(resize(content, size), "cpu"),
+                                      pil_to_tensor(resize(style, size), "cpu"), result.style_weights,
+                                      WEIGHTS["content_weight"])
+    scores = referee.score(torch.cat([pil_to_tensor(image, "cpu") for image in result.images]))
+    assert [losses["total"] for losses in result.losses] == pytest.approx(scores, rel=1e-4)
+
+
+def test_variants_do_not_influence_each_other(random_vgg, content, style):
+    """A variant optimised in a batch of three is exactly the same weight optimised alone.
+
+    One image per VGG pass (max_batch_pixels=1) makes the convolutions' arithmetic identical in both runs (a
+    batched convolution sums in another order, which L-BFGS amplifies); what is left to differ is the optimiser.
+    """
+    common = {"net": random_vgg, "size": 40, "steps": 6, "content_weight": 1e4, "max_batch_pixels": 1}
+    batch = stylize(content, style, style_weight=1e8, variants=3, **common)
+    alone = stylize(content, style, style_weight=2e8, variants=1, **common)
+    assert np.array_equal(pixels(batch.images[2]), pixels(alone.images[0]))
+
+
+def test_at_equal_evaluations_the_referee_loss_is_not_worse_than_the_baseline(random_vgg, content, style):
+    size, steps = 64, 20
+    referee = gatys_reference.Referee(random_vgg, pil_to_tensor(resize(content, size), "cpu"),
+                                      pil_to_tensor(resize(style, size), "cpu"), WEIGHTS["style_weight"],
+                                      WEIGHTS["content_weight"])
+    baseline_image, _ = gatys_reference.baseline(referee, referee_content := pil_to_tensor(resize(content, size),
+                                                                                          "cpu"), steps)
+    assert referee_content.shape[-1] == size
+    result = stylize(content, style, net=random_vgg, size=size, steps=steps, variants=1, **WEIGHTS)
+    assert result.params["steps_taken"] == steps
+    ours = referee.score(pil_to_tensor(result.images[0], "cpu"))[0]
+    theirs = referee.score(baseline_image)[0]
+    assert ours <= theirs
+
+
+def test_target_loss_stops_once_every_variant_reaches_it(random_vgg, content, style):
+    start = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, **WEIGHTS)
+    reachable = [losses["total"] * 0.9 for losses in start.losses]
+    result = stylize(content, style, net=random_vgg, size=32, steps=40, variants=2, target_loss=reachable,
+                     **WEIGHTS)
+    assert 1 < result.params["steps_taken"] < 40
+    assert all(losses["total"] <= target * 1.01 for losses, target in zip(result.losses, reachable, strict=True))
+
+
+def test_cancel_raises_before_the_next_step(random_vgg, content, style):
+    steps_seen: list[int] = []
+    checks = []
+
+    def cancel():
+        checks.append(1)
+        return len(checks) > 2
+
+    with pytest.raises(Cancelled):
+        stylize(content, style, net=random_vgg, size=32, steps=50, variants=1, cancel=cancel,
+                on_progress=lambda p: steps_seen.append(p.step), progress_interval=0, **WEIGHTS)
+    assert steps_seen == [1, 2]
+
+
+def test_progress_is_rate_limited_and_ends_at_the_last_step_with_a_preview(random_vgg, content, style):
+    events: list[Progress] = []
+    stylize(content, style, net=random_vgg, size=32, steps=6, variants=3, on_progress=events.append,
+            progress_interval=3600, preview_size=16, **WEIGHTS)
+    assert [event.step for event in events] == [1, 6]
+    last = events[-1]
+    assert last.step == last.total == 6 and last.stage == "fine" and len(last.losses) == 3
+    assert max(last.preview.size) == 16
+
+    every: list[Progress] = []
+    stylize(content, style, net=random_vgg, size=32, steps=4, variants=1, on_progress=every.append,
+            progress_interval=0, **WEIGHTS)
+    assert [event.step for event in every] == [1, 2, 3, 4]
+    assert all(b.elapsed >= a.elapsed for a, b in zip(every, every[1:], strict=False))
+
+
+def test_coarse_stage_runs_first_at_half_size(random_vgg, content, style):
+    stages: list[Progress] = []
+    result = stylize(content, style, net=random_vgg, size=128, steps=3, variants=1, on_progress=stages.append,
+                     progress_interval=0, schedule=((0.5, 2), (1.0, 1)), **WEIGHTS)
+    assert [p.stage for p in stages] == ["coarse 1/2", "coarse 1/2", "fine"]
+    assert [level["side"] for level in result.params["levels"]] == [64, 128]
+    assert max(result.images[0].size) == 128
+
+
+def test_blending_styles_mixes_their_targets(random_vgg, content, style, other_style):
+    common = {"net": random_vgg, "size": 32, "steps": 4, "variants": 1, **WEIGHTS}
+    only_first = stylize(content, style, **common).images[0]
+    all_first = stylize(content, [style, other_style], style_blend=[1, 0], **common).images[0]
+    mixed = stylize(content, [style, other_style], style_blend=[1, 1], **common).images[0]
+    only_second = stylize(content, other_style, **common).images[0]
+    assert np.array_equal(pixels(only_first), pixels(all_first))
+    assert not np.array_equal(pixels(mixed), pixels(only_first))
+    assert not np.array_equal(pixels(mixed), pixels(only_second))
+
+
+def test_preserve_colors_keeps_the_contents_chroma(random_vgg, content, style):
+    common = {"net": random_vgg, "size": 48, "steps": 8, "variants": 1, **WEIGHTS}
+    kept = stylize(content, style, preserve_colors=True, **common).images[0]
+    painted = stylize(content, style, **common).images[0]
+    reference = np.asarray(resize(content, 48).convert("YCbCr"), dtype=np.int16)
+    kept_ycbcr = np.asarray(kept.convert("YCbCr"), dtype=np.int16)
+    painted_ycbcr = np.asarray(painted.convert("YCbCr"), dtype=np.int16)
+    chroma_change_kept = np.abs(kept_ycbcr[..., 1:] - reference[..., 1:]).mean()
+    chroma_change_painted = np.abs(painted_ycbcr[..., 1:] - reference[..., 1:]).mean()
+    assert chroma_change_kept <= 1.5  # only RGB <-> YCbCr rounding
+    assert chroma_change_painted > 3 * chroma_change_kept + 1
+    assert np.abs(kept_ycbcr[..., 0] - reference[..., 0]).mean() > 2  # the luminance was painted
+
+
+def test_bad_arguments_are_refused(random_vgg, content, style):
+    with pytest.raises(ValueError, match="init"):
+        stylize(content, style, net=random_vgg, size=32, steps=1, init="zeros")
+    with pytest.raises(ValueError, match="style_blend"):
+        stylize(content, [style, style], net=random_vgg, size=32, steps=1, style_blend=[1])
+    with pytest.raises(ValueError, match="layers"):
+        stylize(content, style, net=random_vgg, size=32, steps=1, style_layers=("relu9_9",))
