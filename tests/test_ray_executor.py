@@ -111,6 +111,32 @@ async def test_two_replicas_paint_two_jobs_at_the_same_time(executor):
     assert sum(1 for _, kind in timeline[:first_done] if kind == "JobStarted") == 2
 
 
+async def test_a_second_user_overtakes_a_long_queue_of_the_first(executor):
+    started: list[str] = []
+
+    async def follow(handle):
+        events = []
+        async for event in handle.events():
+            events.append(event)
+            if isinstance(event, JobStarted):
+                started.append(handle.job_id)
+        return events
+
+    # alice-1 runs longest, so the two replicas come free one after the other, never together.
+    alice = [
+        await executor.submit(make_job(f"alice-{i}", owner=1, steps=60 if i == 1 else 4, size=32)) for i in range(4)
+    ]
+    bob = await executor.submit(make_job("bob", owner=2, steps=4, size=32))
+    async with asyncio.timeout(EVENT_TIMEOUT_S):
+        results = await asyncio.gather(*(follow(handle) for handle in [*alice, bob]))
+
+    # Both replicas take alice's first two jobs at once; bob's job comes before the rest of hers.
+    assert sorted(started[:2]) == ["alice-0", "alice-1"]
+    assert started[2] == "bob"
+    assert sorted(started[3:]) == ["alice-2", "alice-3"]
+    assert all(isinstance(events[-1], JobDone) for events in results)
+
+
 async def test_images_and_previews_cross_the_cluster_as_encoded_bytes(executor):
     events = await collect(await executor.submit(make_job("bytes", size=64)))
     done = events[-1]
