@@ -571,3 +571,31 @@ async def test_follow_up_after_deleting_the_deferral_is_a_new_message(fake: Fake
         assert [m.content for m in fake.visible_messages(user="bob")] == ["cancelled", "bye bob"]
     finally:
         await stop_client(client, task)
+
+
+async def test_slash_command_in_a_direct_message(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        dm = fake.dm_channel("bob")
+        attachment = fake.add_attachment(png((8, 8), (7, 7, 7)), "a.png")
+        interaction = await fake.slash_command("ping", user="bob", channel=dm["id"], options={"image": attachment})
+        final = await interaction.wait_final(timeout=10)
+        assert final.content == "pong" and final.guild_id is None and "member" not in interaction.payload
+        assert [m.content for m in fake.visible_messages(dm["id"], user="bob")] == ["pong"]
+        assert fake.visible_messages(user="bob") == []  # nothing leaked into #general
+
+        received: list[discord.Message] = []
+
+        @client.event
+        async def on_message(message: discord.Message) -> None:
+            received.append(message)
+
+        await fake.user_message("hi bot", user="bob", channel=dm["id"])
+        await fake.user_message("hi all", user="bob")
+        await fake.wait_until(lambda: len(received) == 2, 10)
+        by_content = {m.channel.type: m.content for m in received}
+        # Default intents have no MESSAGE_CONTENT: guild messages arrive blank, DMs with their text.
+        assert by_content == {discord.ChannelType.private: "hi bot", discord.ChannelType.text: ""}
+    finally:
+        await stop_client(client, task)

@@ -29,6 +29,7 @@ from .models import (
 )
 
 GUILD_MESSAGES_INTENT = 1 << 9
+DIRECT_MESSAGES_INTENT = 1 << 12
 MESSAGE_CONTENT_INTENT = 1 << 15
 MAX_CONTENT = 2000
 MAX_EMBEDS = 10
@@ -266,9 +267,20 @@ class FakeDiscord:
         if name_or_id is None:
             return next(iter(self.channels.values()))
         for channel in self.channels.values():
-            if channel["name"] == name_or_id or channel["id"] == str(name_or_id):
+            if channel.get("name") == name_or_id or channel["id"] == str(name_or_id):
                 return channel
-        raise KeyError(f"no channel {name_or_id!r}; have {[c['name'] for c in self.channels.values()]}")
+        raise KeyError(f"no channel {name_or_id!r}; have {[c.get('name', c['id']) for c in self.channels.values()]}")
+
+    def dm_channel(self, user: str | dict[str, Any] | None = None) -> dict[str, Any]:
+        """The direct-message channel between `user` and the bot (pass it as `channel=` to act there)."""
+        recipient = self.user(user)
+        for channel in self.channels.values():
+            if channel["type"] == 1 and channel["recipients"][0]["id"] == recipient["id"]:
+                return channel
+        channel_id = snowflake()
+        self.channels[channel_id] = {"id": str(channel_id), "type": 1, "recipients": [recipient],
+                                     "last_message_id": None, "flags": 0}
+        return self.channels[channel_id]
 
     def user(self, user: str | dict[str, Any] | None = None) -> dict[str, Any]:
         if user is None:
@@ -545,7 +557,7 @@ class FakeDiscord:
         """A user runs /name. Attachment options take the dict from `add_attachment`; users/channels/roles
         take names. Options are checked against what the bot registered, as the Discord client does."""
         target_channel = self.channel(channel)
-        guild_id = guild if guild is not None else int(target_channel["guild_id"])
+        guild_id = guild if guild is not None else target_channel.get("guild_id") and int(target_channel["guild_id"])
         command = self._find_command(name, COMMAND_CHAT_INPUT, guild_id)
         resolved: dict[str, dict[str, Any]] = {}
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": COMMAND_CHAT_INPUT,
@@ -642,20 +654,25 @@ class FakeDiscord:
         attachments: list[dict[str, Any]] | None = None,
     ) -> FakeMessage:
         """A user posts a message (e.g. to use with `context_menu`). MESSAGE_CREATE is dispatched when the
-        bot asked for the GUILD_MESSAGES intent; content is blanked without MESSAGE_CONTENT, as on Discord."""
+        bot asked for the GUILD_MESSAGES (DIRECT_MESSAGES in a DM) intent; guild message content is blanked
+        without MESSAGE_CONTENT, as on Discord."""
         target = self.channel(channel)
         author = self.user(user)
-        message = FakeMessage(id=snowflake(), channel_id=int(target["id"]), author=author,
-                              guild_id=int(target["guild_id"]), content=content)
+        guild_id = int(target["guild_id"]) if "guild_id" in target else None
+        message = FakeMessage(id=snowflake(), channel_id=int(target["id"]), author=author, guild_id=guild_id,
+                              content=content)
         message.attachments = [self.files[int(a["id"])] for a in attachments or []]
         message.record()
         self.messages[message.id] = message
         session = self.gateway.current
-        if session is not None and session.intents & GUILD_MESSAGES_INTENT:
+        intent = GUILD_MESSAGES_INTENT if guild_id is not None else DIRECT_MESSAGES_INTENT
+        if session is not None and session.intents & intent:
             payload = message.to_payload()
-            if not session.intents & MESSAGE_CONTENT_INTENT:
+            # Discord sends DM content to bots without the MESSAGE_CONTENT intent, guild content not.
+            if guild_id is not None and not session.intents & MESSAGE_CONTENT_INTENT:
                 payload.update(content="", attachments=[], embeds=[], components=[])
-            payload["member"] = {k: v for k, v in self._member(message.guild_id, author).items() if k != "user"}
+            if guild_id is not None:
+                payload["member"] = {k: v for k, v in self._member(guild_id, author).items() if k != "user"}
             await session.dispatch("MESSAGE_CREATE", payload)
         self.notify()
         return message
