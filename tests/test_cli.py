@@ -1,0 +1,80 @@
+"""The ``python -m stylizer`` command line: what a user sees on success and on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from stylizer.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stylizer", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=240)
+
+
+@pytest.fixture(scope="module")
+def photo(shared_images) -> str:
+    return str(shared_images / "content" / "camera.png")
+
+
+@pytest.fixture(scope="module")
+def painting(shared_images) -> str:
+    return str(shared_images / "style" / "turner_shipwreck.jpg")
+
+
+def assert_one_line_naming(result: subprocess.CompletedProcess, name: str) -> None:
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert name in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_text_file_given_as_image_exits_2_with_one_line(tmp_path, painting):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    assert_one_line_naming(run_cli(str(notes), painting, "--weights", "random", "-o", str(tmp_path / "o.png")),
+                           "notes.txt")
+
+
+def test_a_missing_file_exits_2_with_one_line(tmp_path, photo):
+    assert_one_line_naming(run_cli(photo, str(tmp_path / "absent.jpg"), "--weights", "random"), "absent.jpg")
+
+
+def test_garbage_weights_exit_2_with_one_line(tmp_path, photo, painting):
+    garbage = tmp_path / "vgg19.pth"
+    garbage.write_bytes(b"\x00garbage" * 100)
+    assert_one_line_naming(run_cli(photo, painting, "--weights", str(garbage)), "vgg19.pth")
+
+
+def test_a_good_run_writes_the_image_and_the_strip(tmp_path, photo, painting):
+    out, strip = tmp_path / "out.png", tmp_path / "strip.png"
+    result = run_cli(photo, painting, "--weights", "random", "--size", "32", "--steps", "3", "--variants", "3",
+                     "-o", str(out), "--strip", str(strip))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as image:
+        assert max(image.size) == 32
+    with Image.open(strip) as image:
+        assert image.width > 3 * 32  # three variants side by side, plus labels
+    assert str(out) in result.stdout
+
+
+def test_help_lists_examples(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "stylize photo.jpg" in text and "--weights" in text
+
+
+def test_style_blend_must_match_the_styles(photo, painting, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([photo, painting, "--style-blend", "1", "2", "--weights", "random"])
+    assert exit_info.value.code == 2
+    assert "--style-blend" in capsys.readouterr().err
