@@ -101,6 +101,11 @@ class ProbeClient(discord.Client):
         async def greet(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(NameModal())
 
+        @self.tree.command(name="secret", description="Ephemeral deferral, then an edit")
+        async def secret(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.edit_original_response(content="only you can see this")
+
         @self.tree.command(name="cancel", description="Deletes its own deferral, then says goodbye")
         async def cancel(interaction: discord.Interaction) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
@@ -597,5 +602,18 @@ async def test_slash_command_in_a_direct_message(fake: FakeDiscord) -> None:
         by_content = {m.channel.type: m.content for m in received}
         # Default intents have no MESSAGE_CONTENT: guild messages arrive blank, DMs with their text.
         assert by_content == {discord.ChannelType.private: "hi bot", discord.ChannelType.text: ""}
+    finally:
+        await stop_client(client, task)
+
+
+async def test_editing_an_ephemeral_deferral_keeps_it_ephemeral(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        interaction = await fake.slash_command("secret", user="alice")
+        final = await interaction.wait_final(timeout=10)
+        assert final.content == "only you can see this" and final.ephemeral and not final.loading
+        assert [m.content for m in fake.visible_messages(user="bob")] == []
+        assert [m.content for m in fake.visible_messages(user="alice")] == ["only you can see this"]
     finally:
         await stop_client(client, task)
