@@ -125,9 +125,14 @@ class StyleBot(commands.Bot):
         self._jobs[record.job_id] = (task, reply, record)
         task.add_done_callback(lambda _: self._jobs.pop(record.job_id, None))
 
+    def healthy(self) -> bool:
+        """Connected to the gateway now, and the painter started."""
+        connected = self.is_ready() and not self.is_closed() and self.ws is not None and self.ws.open
+        return connected and self.executor_problem is None
+
     async def _keep_healthy(self) -> None:
         while not self.is_closed():
-            if self.is_ready() and self.executor_problem is None and not self.is_closed():
+            if self.healthy():
                 try:
                     await asyncio.to_thread(health.touch, self.config.bot.health_file)
                 except OSError:

@@ -7,6 +7,7 @@ gone, a new message in the channel that mentions the requester.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import io
 import logging
@@ -36,13 +37,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Reply:
+class Reply(abc.ABC):
     """Somewhere a job's single status message lives; ``show`` replaces its whole content."""
 
+    @abc.abstractmethod
     async def show(self, content: str, *, files: list[discord.File] | None = None,
                    view: discord.ui.View | None = None) -> int | None:
         """Replace the message; returns its id when known."""
-        raise NotImplementedError
 
 
 def reply_for(bot: StyleBot, record: JobRecord, interaction: discord.Interaction | None = None) -> Reply | None:
