@@ -56,6 +56,10 @@ def setup_logging(level: str, token: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The bot never joins voice channels, so discord.py's warnings about missing voice libraries are noise.
+    logging.getLogger("discord.client").addFilter(
+        lambda record: "voice will NOT be supported" not in record.getMessage()
+    )
     # discord.py's gateway chatter at DEBUG is huge; keep it at INFO unless asked for.
     logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(level)))
 

@@ -45,6 +45,7 @@ def make_executor(config: Config) -> Executor:
             address=executor.address, weights=executor.weights, device=executor.device,
             replicas=executor.replicas, num_gpus=executor.num_gpus, num_cpus=executor.num_cpus,
             max_queued_per_replica=executor.max_queued_per_replica, job_timeout_s=limits.job_timeout_s,
+            progress_interval_s=executor.progress_interval_s, previews=True, max_attempts=executor.max_attempts,
         )
     from stylizer.executor.local import LocalExecutor
 

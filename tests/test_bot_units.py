@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bot import health, messages, views
 from bot.__main__ import RedactSecrets
-from bot.app import apply_endpoints
+from bot.app import apply_endpoints, make_executor
 from bot.config import parse_config
 from bot.customids import CustomId, parse_custom_id
 from bot.download import DownloadError, download
@@ -155,6 +155,13 @@ async def test_dynamic_item_is_rebuilt_from_its_custom_id():
     rebuilt = await views.VariantButton.from_custom_id(None, item, match)
     assert rebuilt.custom == CustomId("variant", JOB_ID, 2)
     assert rebuilt.item.label == "Variant 3"
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("local", "LocalExecutor"), ("ray", "RayExecutor")])
+def test_the_configured_executor_kind_is_built_from_the_config(kind, expected):
+    # Constructing starts nothing; it proves the config's keys still fit the executor's signature.
+    config = parse_config({"executor": {"kind": kind, "weights": "random", "device": "cpu"}}, {})
+    assert type(make_executor(config)).__name__ == expected
 
 
 # ----- endpoints, logging, health -----
