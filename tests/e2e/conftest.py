@@ -79,9 +79,10 @@ async def restart_bot(fake: FakeDiscord) -> BotProcess:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fake() -> AsyncIterator[FakeDiscord]:
-    """A fake Discord for the whole module; leaving it fails the module if the bot used an unknown route."""
-    async with FakeDiscord() as running:
+async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeDiscord]:
+    """A fake Discord for the whole module; leaving it fails the module if the bot used an unknown route.
+    A module changes how the fake behaves by defining ``FAKE_OPTIONS`` (FakeDiscord's keyword arguments)."""
+    async with FakeDiscord(**getattr(request.module, "FAKE_OPTIONS", {})) as running:
         yield running
 
 
@@ -181,8 +182,25 @@ def custom_id(message: FakeMessage, action: str) -> str:
     return ids[0]
 
 
+def in_progress(interaction: FakeInteraction) -> bool:
+    """The bot has journaled the job and shows its status (queued or painting) with a Cancel button."""
+    original = interaction.original
+    return original is not None and not original.loading and not is_finished(original)
+
+
 def public_messages(interaction: FakeInteraction) -> list[FakeMessage]:
     return [m for m in interaction.messages if not m.deleted and not m.ephemeral]
+
+
+async def stylize(fake: FakeDiscord, user: str, content: dict | None = None, style: dict | None = None,
+                  **options: Any) -> FakeInteraction:
+    """``user`` runs /stylize (the shared cat photo and wheat field unless given) and the bot acknowledges in time."""
+    content = content or fake.add_attachment(photo_bytes(CONTENT_PHOTO), "chelsea.jpg")
+    style = style or fake.add_attachment(photo_bytes(STYLE_PAINTING), "wheat_field.jpg")
+    interaction = await fake.slash_command("stylize", user=user, options={"content": content, "style": style,
+                                                                           **options})
+    assert await interaction.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
+    return interaction
 
 
 async def wait_refused(interaction: FakeInteraction, timeout: float = 30.0) -> str:

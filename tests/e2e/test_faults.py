@@ -9,18 +9,17 @@ import signal
 import pytest
 
 from tests.e2e.conftest import (
-    ACK_DEADLINE_S,
     CONTENT_PHOTO,
     JOB_TIMEOUT_S,
-    STYLE_PAINTING,
-    is_finished,
+    in_progress,
     photo_bytes,
     restart_bot,
+    stylize,
     wait_refused,
     wait_result,
     worker_pids,
 )
-from tests.fakediscord import FakeDiscord, FakeInteraction
+from tests.fakediscord import FakeDiscord
 from tests.fakediscord.bot_process import BotProcess
 from tests.hostile_images import png_header_only
 
@@ -35,22 +34,6 @@ CONFIG_OVERRIDES = {
     # 64 px jobs stay in flight for a few seconds, so that a kill lands in the middle of one.
     "style": {"steps": {"48": 6, "64": 40}},
 }
-
-
-async def stylize(fake: FakeDiscord, user: str, content: dict | None = None, style: dict | None = None,
-                  **options) -> FakeInteraction:
-    content = content or fake.add_attachment(photo_bytes(CONTENT_PHOTO), "chelsea.jpg")
-    style = style or fake.add_attachment(photo_bytes(STYLE_PAINTING), "wheat_field.jpg")
-    interaction = await fake.slash_command("stylize", user=user, options={"content": content, "style": style,
-                                                                           **options})
-    assert await interaction.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
-    return interaction
-
-
-def in_progress(interaction: FakeInteraction) -> bool:
-    """The bot has journaled the job and shows its status (queued or painting) with a Cancel button."""
-    original = interaction.original
-    return original is not None and not original.loading and not is_finished(original)
 
 
 def bad_upload(fake: FakeDiscord, kind: str) -> tuple[dict, str]:
@@ -119,7 +102,7 @@ async def test_bot_killed_with_accepted_jobs_answers_them_all_after_restart(fake
     assert await fake.kill_bot() == -signal.SIGKILL
     # An orphaned painter would keep its memory (on a server: the GPU's) until someone noticed.
     for _ in range(100):
-        if not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in painters):
+        if not any(_alive(pid) for pid in painters):
             break
         await asyncio.sleep(0.1)
     assert not any(_alive(pid) for pid in painters), "the painter outlived the killed bot"

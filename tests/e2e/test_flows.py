@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     is_result,
     photo_bytes,
     picture_tiles,
+    stylize,
     wait_refused,
     wait_result,
 )
@@ -59,15 +60,6 @@ async def test_stylize_acknowledges_shows_progress_and_delivers_result_and_strip
     caption = result.content
     assert "Strength 6/10" in caption and "seed 7" in caption and "64 px" in caption
     assert style_weight(caption) > 0
-
-
-async def stylize(fake: FakeDiscord, user: str, **options):
-    content = fake.add_attachment(photo_bytes(CONTENT_PHOTO), "chelsea.jpg")
-    style = fake.add_attachment(photo_bytes(STYLE_PAINTING), "wheat_field.jpg")
-    interaction = await fake.slash_command("stylize", user=user, options={"content": content, "style": style,
-                                                                           **options})
-    assert await interaction.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
-    return interaction
 
 
 async def test_more_style_repaints_with_a_higher_style_weight(fake: FakeDiscord, bot: BotProcess):
