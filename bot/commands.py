@@ -247,15 +247,19 @@ class Actions:
             await self._refuse(interaction, messages.TOO_OLD)
             return
         options = record.options
-        strength, size, variants, style_weight = options["strength"], options["size"], options["variants"], None
+        strength, size, variants = options["strength"], options["size"], options["variants"]
+        style_weight = options.get("style_weight")
         if custom.action in ("less", "more"):
-            stepped = step_strength(strength, -1 if custom.action == "less" else 1)
+            delta = -1 if custom.action == "less" else 1
+            stepped = step_strength(strength, delta)
             if stepped is None:
                 edge = "minimum" if custom.action == "less" else "maximum"
                 limit = MIN_STRENGTH if custom.action == "less" else MAX_STRENGTH
                 await self._refuse(interaction, messages.STRENGTH_AT_LIMIT.format(edge=edge, strength=limit))
                 return
             strength = stepped
+            # A repainted variant has its own weight; a step still doubles or halves it.
+            style_weight = None if style_weight is None else style_weight * 2.0**delta
         else:
             weights = (record.result or {}).get("style_weights", [])
             if custom.argument is None or custom.argument >= len(weights):
@@ -265,8 +269,7 @@ class Actions:
         await self.submit(
             interaction, content=record.content, style=record.style, attachments=record.attachments,
             strength=strength, size=size, seed=options["seed"], preserve_colors=options["preserve_colors"],
-            variants=variants,
-            style_weight=style_weight, content_name=options["content_name"], style_name=options["style_name"],
+            variants=variants, style_weight=style_weight, content_name=options["content_name"], style_name=options["style_name"],
         )
 
     async def _share(self, interaction: discord.Interaction, record: JobRecord) -> None:
