@@ -19,6 +19,7 @@ from aiohttp import web
 from bot import health, messages, views
 from bot.__main__ import RedactSecrets
 from bot.app import apply_endpoints, make_executor
+from bot.commands import Actions
 from bot.config import parse_config
 from bot.customids import CustomId, parse_custom_id
 from bot.download import DownloadError, download
@@ -461,6 +462,64 @@ async def test_other_http_errors_are_not_mistaken_for_a_dead_token():
     reply = TokenReply(BrokenReply(500), RecordingReply(), token_expires_at=time.time() + 600)
     with pytest.raises(discord.HTTPException):
         await reply.show("x")
+
+
+# ----- the redo buttons -----
+
+@pytest.fixture
+def redo(fake_bot, monkeypatch):
+    """Actions whose submit and refusals are recorded instead of talking to Discord."""
+    actions = Actions(fake_bot)
+    calls = SimpleNamespace(submitted=[], refused=[])
+
+    async def submit(interaction, **kwargs):
+        calls.submitted.append(kwargs)
+
+    async def refuse(interaction, text):
+        calls.refused.append(text)
+
+    monkeypatch.setattr(actions, "submit", submit)
+    monkeypatch.setattr(actions, "_refuse", refuse)
+    calls.actions = actions
+    return calls
+
+
+def _done_record(**options) -> JobRecord:
+    record = _record(**options)
+    record.state, record.result = "done", {"style_weights": [5e7, 1e8, 2e8], "chosen": 1}
+    return record
+
+
+async def test_more_style_repaints_the_same_images_one_strength_up_with_the_same_seed(redo):
+    await redo.actions._redo(None, _done_record(strength=6), CustomId("more", JOB_ID))
+    [call] = redo.submitted
+    assert (call["strength"], call["seed"], call["size"], call["variants"]) == (7, 11, 64, 3)
+    assert (call["content"], call["style"], call["style_weight"]) == (b"c", b"s", None)
+    assert call["preserve_colors"] is True
+
+
+async def test_less_style_at_strength_one_is_refused(redo):
+    await redo.actions._redo(None, _done_record(strength=1), CustomId("less", JOB_ID))
+    assert redo.submitted == []
+    assert redo.refused == ["The strength is already at its minimum (1)."]
+
+
+async def test_a_variant_is_repainted_alone_at_the_largest_size_with_its_weight(redo):
+    await redo.actions._redo(None, _done_record(), CustomId("variant", JOB_ID, 2))
+    [call] = redo.submitted
+    assert (call["style_weight"], call["variants"], call["size"]) == (2e8, 1, 64)
+
+
+async def test_more_style_on_a_repainted_variant_doubles_its_weight(redo):
+    await redo.actions._redo(None, _done_record(style_weight=2e8, variants=1), CustomId("more", JOB_ID))
+    assert redo.submitted[0]["style_weight"] == 4e8
+
+
+async def test_a_pruned_job_cannot_be_repainted(redo):
+    record = _done_record()
+    record.content = None
+    await redo.actions._redo(None, record, CustomId("more", JOB_ID))
+    assert redo.submitted == [] and redo.refused == [messages.TOO_OLD]
 
 
 def test_throttle_allows_one_edit_per_interval():
