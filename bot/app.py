@@ -200,7 +200,11 @@ class StyleBot(commands.Bot):
         await asyncio.gather(*(self._say_goodbye(reply, record) for _, reply, record in jobs))
         for task in list(self._background):
             task.cancel()
-        await self.executor.close()
+        try:
+            await self.executor.close()
+        except Exception:
+            # Disconnecting cleanly matters more than a tidy executor; the worker dies with the process anyway.
+            logger.exception("closing the executor failed")
         if self.http_session is not None:
             await self.http_session.close()
         if self.journal is not None:

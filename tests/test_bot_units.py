@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from bot import health, messages, views
-from bot.__main__ import RedactSecrets
+from bot.__main__ import RedactSecrets, parse_args, read_config
 from bot.app import apply_endpoints, make_executor
 from bot.commands import Actions
 from bot.config import parse_config
@@ -462,6 +462,50 @@ async def test_other_http_errors_are_not_mistaken_for_a_dead_token():
     reply = TokenReply(BrokenReply(500), RecordingReply(), token_expires_at=time.time() + 600)
     with pytest.raises(discord.HTTPException):
         await reply.show("x")
+
+
+# ----- the checks made before deferring -----
+
+def _actions(**config) -> Actions:
+    return Actions(SimpleNamespace(config=parse_config(config, {})))
+
+
+@pytest.mark.parametrize(("discord_config", "guild_id", "channel_id", "allowed"), [
+    ({}, 1, 2, True),
+    ({"allowed_guilds": [1]}, 1, 2, True),
+    ({"allowed_guilds": [1]}, 9, 2, False),
+    ({"allowed_channels": [2, 3]}, 1, 3, True),
+    ({"allowed_channels": [2, 3]}, 1, 4, False),
+    ({"allowed_guilds": [1]}, None, 2, False),  # a DM is outside every allowed guild
+])
+def test_the_bot_answers_only_where_it_is_allowed(discord_config, guild_id, channel_id, allowed):
+    interaction = SimpleNamespace(guild_id=guild_id, channel_id=channel_id)
+    assert _actions(discord=discord_config)._place_allowed(interaction) is allowed
+
+
+def test_attachments_are_checked_by_declared_type_and_size():
+    actions = _actions(limits={"max_attachment_bytes": 1000})
+    assert actions._attachment_problem(AttachmentInfo("content", "u", 999, "image/webp", "a.webp")) is None
+    assert actions._attachment_problem(AttachmentInfo("content", "u", 1001, "image/png", "big.png")) == \
+        "big.png is 1001 bytes; I can take pictures up to 1000 bytes."
+    assert actions._attachment_problem(AttachmentInfo("content", "u", 10, "text/plain", "a.txt")) == \
+        "a.txt doesn't look like a picture — please attach a PNG, JPEG, WebP or GIF."
+    assert "doesn't look like a picture" in actions._attachment_problem(
+        AttachmentInfo("content", "u", 10, None, "mystery"))
+
+
+def test_each_result_image_gets_half_the_upload_limit():
+    actions = _actions()
+    assert actions._output_budget(SimpleNamespace(filesize_limit=10 * 1024 * 1024)) == 5 * 1024 * 1024 - 64 * 1024
+
+
+def test_journal_flag_beats_environment_and_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLEBOT_JOURNAL", str(tmp_path / "env.sqlite3"))
+    config = read_config(parse_args(["--config", str(ROOT / "tests" / "e2e.config.toml"),
+                                     "--journal", str(tmp_path / "flag.sqlite3")]))
+    assert config.journal.path == str(tmp_path / "flag.sqlite3")
+    config = read_config(parse_args(["--config", str(ROOT / "tests" / "e2e.config.toml")]))
+    assert config.journal.path == str(tmp_path / "env.sqlite3")
 
 
 # ----- the redo buttons -----
