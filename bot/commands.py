@@ -97,6 +97,10 @@ class Actions:
                 logger.info("job %s refused: %s", job_id, error)
                 await self._withdraw(interaction, str(error))
                 return
+            if not self.bot.accepting:
+                # Shutdown began while the images were downloading: nothing was promised yet.
+                await self._withdraw(interaction, messages.SHUTTING_DOWN)
+                return
             record = JobRecord(
                 job_id=job_id,
                 user_id=interaction.user.id,
