@@ -11,6 +11,9 @@ import asyncio
 import io
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -314,3 +317,40 @@ async def test_local_close_ends_every_job_and_refuses_new_ones(own_local_executo
         os.kill(pid, 0)
     with pytest.raises(ExecutorUnavailable):
         await executor.submit(make_job("too-late"))
+
+
+ORPHAN_SCRIPT = """
+import asyncio, os, signal
+from stylizer.executor.local import LocalExecutor
+
+async def main():
+    executor = LocalExecutor(weights="random", device="cpu")
+    await executor.start()
+    print(executor.worker_pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the bot dies without closing anything
+
+asyncio.run(main())
+"""
+
+
+def process_has_exited(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # exited; only its parent (now init) has not collected it yet
+
+
+async def test_local_worker_exits_when_the_bot_dies_without_closing(tmp_path):
+    output, log = tmp_path / "bot.out", tmp_path / "bot.log"
+    with output.open("w") as stdout, log.open("w") as stderr:
+        # Files, not pipes: a worker that outlived the bot would hold a pipe open and hang the test.
+        bot = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", ORPHAN_SCRIPT], stdout=stdout,
+                                      stderr=stderr, stdin=subprocess.DEVNULL, timeout=120,
+                                      cwd=Path(__file__).resolve().parents[1])
+    assert bot.returncode == -signal.SIGKILL, log.read_text()
+    worker_pid = int(output.read_text().split()[0])
+    deadline = time.monotonic() + 30
+    while not process_has_exited(worker_pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert process_has_exited(worker_pid)

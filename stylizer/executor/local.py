@@ -16,6 +16,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 from collections import deque
@@ -45,6 +46,8 @@ CRASHED_REASON = (
 )
 # How long a worker asked to stop (close) may take to finish before it is killed.
 STOP_TIMEOUT_S = 5.0
+# How often an idle worker checks that the bot is still there; an orphan must not hold the GPU forever.
+PARENT_CHECK_S = 1.0
 
 
 @dataclass(eq=False)
@@ -481,7 +484,8 @@ def _worker_main(weights, device, torch_threads, jobs, events, cancel_id) -> Non
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.set_num_threads(torch_threads or len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(torch_threads or cores or 1)
     try:
         net = load_vgg19(weights, device=device)
     except WeightsUnavailable as error:
@@ -492,15 +496,21 @@ def _worker_main(weights, device, torch_threads, jobs, events, cancel_id) -> Non
         events.send(("load_failed", f"The painter could not load its weights: {error}"))
         return
     events.send(("ready",))
+    parent = multiprocessing.parent_process()
     while True:
-        request = jobs.get()
+        try:
+            request = jobs.get(timeout=PARENT_CHECK_S)
+        except queue.Empty:
+            if not parent.is_alive():
+                return
+            continue
         if request is None:
             return
         dispatch_id, job, previews, progress_interval = request
 
         def cancelled(dispatch_id=dispatch_id) -> bool:
-            # -1 is the shutdown request, which stops whatever is running.
-            return cancel_id.value in (dispatch_id, -1)
+            # -1 is the shutdown request, which stops whatever is running; nobody waits for an orphan's work.
+            return cancel_id.value in (dispatch_id, -1) or not parent.is_alive()
 
         def send_progress(progress, dispatch_id=dispatch_id) -> None:
             events.send(("progress", dispatch_id, progress))
@@ -517,7 +527,10 @@ def _worker_main(weights, device, torch_threads, jobs, events, cancel_id) -> Non
             )
         except Exception as error:  # noqa: BLE001 - every failure is reported as a JobFailed
             outcome = job_failure(error)
-        events.send(("done" if isinstance(outcome, JobDone) else "failed", dispatch_id, outcome))
+        try:
+            events.send(("done" if isinstance(outcome, JobDone) else "failed", dispatch_id, outcome))
+        except OSError:  # the bot is gone
+            return
 
 
 __all__ = ["LocalExecutor"]
