@@ -35,7 +35,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_CONTENT_LAYERS = tuple(CONTENT_LAYERS)
 DEFAULT_STYLE_LAYERS = tuple(STYLE_LAYERS)
 # (fraction of the output size, fraction of the steps); levels smaller than MIN_LEVEL_SIDE are skipped.
-DEFAULT_SCHEDULE = ((0.5, 0.6), (1.0, 0.4))
+DEFAULT_SCHEDULE = ((0.25, 0.3), (0.5, 0.3), (1.0, 0.4))
+HISTORY_BUDGET_BYTES = 2 * 2**30
+MIN_HISTORY = 3  # fewer pairs and L-BFGS degenerates into scaled gradient descent
 # Below this, relu5_1 would be a couple of pixels wide and the coarse pass teaches the fine one nothing.
 MIN_LEVEL_SIDE = 64
 
@@ -379,8 +381,8 @@ def stylize(
 
     ``max_batch_pixels`` bounds the images x pixels of one VGG pass (variants are split into sub-batches);
     by default it is chosen from the device. ``precision`` "auto" means bf16 autocast on CUDA, fp32 on CPU.
-    ``history_size`` is L-BFGS's number of curvature pairs, lowered automatically on CUDA when the pairs of
-    a large batch would not fit in a quarter of the free memory.
+    ``history_size`` is L-BFGS's number of curvature pairs, lowered automatically when the pairs of a large
+    batch would take more than 2 GiB (or, on CUDA, a quarter of the free memory).
     """
     started = time.perf_counter()
     style_images = [styles] if isinstance(styles, Image.Image) else list(styles)
@@ -530,11 +532,12 @@ def _start_images(previous: torch.Tensor | None, previous_content: torch.Tensor 
 
 
 def _history_that_fits(history_size: int, images: torch.Tensor, device: torch.device) -> int:
-    if device.type != "cuda":
-        return history_size
-    free, _ = torch.cuda.mem_get_info(device)
-    pair_bytes = 2 * images.numel() * 4
-    return max(3, min(history_size, int(free / 4 // pair_bytes)))
+    """Curvature pairs cost two copies of the batch each: 5 variants at 2048 px are 0.5 GB a pair."""
+    budget = HISTORY_BUDGET_BYTES
+    if device.type == "cuda":
+        budget = min(budget, torch.cuda.mem_get_info(device)[0] // 4)
+    pair_bytes = 2 * images.numel() * images.element_size()
+    return max(MIN_HISTORY, min(history_size, int(budget // pair_bytes)))
 
 
 def _score(images, output, style_images, blend, net, device, weights, content_weight, tv_weight,
