@@ -1,7 +1,8 @@
 """Stylizer vs the tutorial baseline: time to reach the baseline's referee loss, one image and a strip.
 
-Both run in this process on the same inputs with the same VGG weights (the referee's net's state dict is loaded
-into the stylizer's net), and every output is scored by the referee of ../shared/bench/gatys_reference.py.
+Both run in this process on the same inputs with the same VGG weights (the referee's net's state dict is
+loaded into the stylizer's net), and every output is scored by the referee of
+../shared/bench/gatys_reference.py.
 
 * single: ``baseline`` (torch.optim.LBFGS, ``--steps`` evaluations) vs ``stylize`` with one variant, stopped
   as soon as its objective is at or below the baseline's referee loss (``target_loss``), ``--steps`` at most.
@@ -43,7 +44,7 @@ DEFAULT_STYLE = SHARED / "images" / "style" / "vangogh_wheat_field_with_cypresse
 
 
 class PeakMemory:
-    """CUDA: max_memory_allocated. CPU: the process's peak RSS (VmHWM), reset through /proc/self/clear_refs."""
+    """CUDA: max_memory_allocated. CPU: the process's peak RSS (VmHWM), reset via /proc/self/clear_refs."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -92,9 +93,11 @@ def timed(device: torch.device, memory: PeakMemory, work) -> Run:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
@@ -103,9 +106,13 @@ def main() -> None:
     parser.add_argument("--weights", default="random", help="torchvision vgg19 state dict, or 'random'")
     parser.add_argument("--variants", type=int, default=5)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    parser.add_argument("--margin", type=float, default=0.005,
-                        help="the stylizer aims this fraction below the baseline's loss, so that rounding to "
-                             "8 bits does not push it back above")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=0.005,
+        help="the stylizer aims this fraction below the baseline's loss, so that rounding to "
+        "8 bits does not push it back above",
+    )
     parser.add_argument("--skip-strip", action="store_true")
     args = parser.parse_args()
 
@@ -120,16 +127,31 @@ def main() -> None:
     style = referee_module.load_image(str(args.style), args.size, str(device))
     content_image = Image.open(args.content).convert("RGB")
     style_image = Image.open(args.style).convert("RGB")
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"device {device_name}; size {args.size}; weights {args.weights}; content_weight {content_weight:g}; "
-          f"style_weight {style_weight:g}; baseline steps {args.steps}")
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
+    print(
+        f"device {device_name}; size {args.size}; weights {args.weights}; content_weight {content_weight:g}; "
+        f"style_weight {style_weight:g}; baseline steps {args.steps}"
+    )
     memory = PeakMemory(device)
 
     def run_stylizer(variants: int, targets: list[float]):
-        return stylize(content_image, style_image, net=net, size=args.size, steps=args.steps,
-                       style_weight=style_weight, content_weight=content_weight, variants=variants,
-                       target_loss=[t * (1 - args.margin) for t in targets], device=device,
-                       precision=args.precision)
+        return stylize(
+            content_image,
+            style_image,
+            net=net,
+            size=args.size,
+            steps=args.steps,
+            style_weight=style_weight,
+            content_weight=content_weight,
+            variants=variants,
+            target_loss=[t * (1 - args.margin) for t in targets],
+            device=device,
+            precision=args.precision,
+        )
 
     def delivered(result) -> torch.Tensor:
         return torch.cat([pil_to_tensor(image, device) for image in result.images])
@@ -137,8 +159,18 @@ def main() -> None:
     # Warm-up: first calls pay for allocator growth and kernel selection; neither side should carry that.
     warm_referee = referee_module.Referee(ref_net, content, style, style_weight, content_weight)
     referee_module.baseline(warm_referee, content, 2)
-    stylize(content_image, style_image, net=net, size=args.size, steps=2, style_weight=style_weight,
-            content_weight=content_weight, variants=1, device=device, precision=args.precision)
+    stylize(
+        content_image,
+        style_image,
+        net=net,
+        size=args.size,
+        steps=2,
+        style_weight=style_weight,
+        content_weight=content_weight,
+        variants=1,
+        device=device,
+        precision=args.precision,
+    )
 
     rows = []
     referee = referee_module.Referee(ref_net, content, style, style_weight, content_weight)
@@ -149,16 +181,26 @@ def main() -> None:
     rows.append(("baseline", 1, args.steps, baseline, [baseline_loss]))
     rows.append(("stylizer", 1, mine.result.params["steps_taken"], mine, [stylizer_loss]))
     summary = {
-        "device": device_name, "size": args.size, "variants": args.variants, "weights": args.weights,
-        "content_weight": content_weight, "style_weight": style_weight, "steps": args.steps,
-        "precision": mine.result.params["precision"], "levels": mine.result.params["levels"],
-        "baseline_s": round(baseline.wall_s, 3), "stylizer_s": round(mine.wall_s, 3),
+        "device": device_name,
+        "size": args.size,
+        "variants": args.variants,
+        "weights": args.weights,
+        "content_weight": content_weight,
+        "style_weight": style_weight,
+        "steps": args.steps,
+        "precision": mine.result.params["precision"],
+        "levels": mine.result.params["levels"],
+        "baseline_s": round(baseline.wall_s, 3),
+        "stylizer_s": round(mine.wall_s, 3),
         "ratio_single": round(baseline.wall_s / mine.wall_s, 3),
-        "baseline_cpu_s": round(baseline.cpu_s, 3), "stylizer_cpu_s": round(mine.cpu_s, 3),
+        "baseline_cpu_s": round(baseline.cpu_s, 3),
+        "stylizer_cpu_s": round(mine.cpu_s, 3),
         "ratio_single_cpu": round(baseline.cpu_s / mine.cpu_s, 3),
-        "baseline_loss": baseline_loss, "stylizer_loss": stylizer_loss,
+        "baseline_loss": baseline_loss,
+        "stylizer_loss": stylizer_loss,
         "stylizer_steps": mine.result.params["steps_taken"],
-        "baseline_peak_mib": round(baseline.peak_mib, 1), "stylizer_peak_mib": round(mine.peak_mib, 1),
+        "baseline_peak_mib": round(baseline.peak_mib, 1),
+        "stylizer_peak_mib": round(mine.peak_mib, 1),
     }
     every_loss_ok = stylizer_loss <= baseline_loss
 
@@ -168,37 +210,69 @@ def main() -> None:
         baselines, baseline_losses = [], []
         for weight in weights:
             one = referee_module.Referee(ref_net, content, style, weight, content_weight)
-            baselines.append(timed(device, memory, lambda one=one: referee_module.baseline(one, content, args.steps)))
+            baselines.append(
+                timed(device, memory, lambda one=one: referee_module.baseline(one, content, args.steps))
+            )
             baseline_losses.append(one.score(baselines[-1].result[0])[0])
-        together = Run(None, sum(run.wall_s for run in baselines), sum(run.cpu_s for run in baselines),
-                       max(run.peak_mib for run in baselines))
+        together = Run(
+            None,
+            sum(run.wall_s for run in baselines),
+            sum(run.cpu_s for run in baselines),
+            max(run.peak_mib for run in baselines),
+        )
         strip = timed(device, memory, lambda: run_stylizer(args.variants, baseline_losses))
         strip_losses = strip_referee.score(delivered(strip.result))
-        rows.append((f"baseline x{args.variants}", args.variants, args.steps * args.variants, together,
-                     baseline_losses))
-        rows.append(("stylizer strip", args.variants, strip.result.params["steps_taken"], strip, strip_losses))
-        summary.update({
-            "strip_baseline_s": round(together.wall_s, 3), "strip_s": round(strip.wall_s, 3),
-            "ratio_strip": round(together.wall_s / strip.wall_s, 3),
-            "strip_baseline_cpu_s": round(together.cpu_s, 3), "strip_cpu_s": round(strip.cpu_s, 3),
-            "ratio_strip_cpu": round(together.cpu_s / strip.cpu_s, 3),
-            "strip_baseline_loss": baseline_losses, "strip_loss": strip_losses,
-            "strip_style_weights": weights, "strip_steps": strip.result.params["steps_taken"],
-            "strip_baseline_peak_mib": round(together.peak_mib, 1), "strip_peak_mib": round(strip.peak_mib, 1),
-        })
+        rows.append(
+            (
+                f"baseline x{args.variants}",
+                args.variants,
+                args.steps * args.variants,
+                together,
+                baseline_losses,
+            )
+        )
+        rows.append(
+            ("stylizer strip", args.variants, strip.result.params["steps_taken"], strip, strip_losses)
+        )
+        summary.update(
+            {
+                "strip_baseline_s": round(together.wall_s, 3),
+                "strip_s": round(strip.wall_s, 3),
+                "ratio_strip": round(together.wall_s / strip.wall_s, 3),
+                "strip_baseline_cpu_s": round(together.cpu_s, 3),
+                "strip_cpu_s": round(strip.cpu_s, 3),
+                "ratio_strip_cpu": round(together.cpu_s / strip.cpu_s, 3),
+                "strip_baseline_loss": baseline_losses,
+                "strip_loss": strip_losses,
+                "strip_style_weights": weights,
+                "strip_steps": strip.result.params["steps_taken"],
+                "strip_baseline_peak_mib": round(together.peak_mib, 1),
+                "strip_peak_mib": round(strip.peak_mib, 1),
+            }
+        )
         every_loss_ok = every_loss_ok and all(
-            ours <= theirs for ours, theirs in zip(strip_losses, baseline_losses, strict=True))
+            ours <= theirs for ours, theirs in zip(strip_losses, baseline_losses, strict=True)
+        )
     summary["at_or_below_baseline_loss"] = every_loss_ok
 
-    print(f"{'run':<16} {'images':>6} {'steps':>6} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9}  "
-          "referee loss per image")
+    print(
+        f"{'run':<16} {'images':>6} {'steps':>6} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9}  "
+        "referee loss per image"
+    )
     for name, images, steps, run, losses in rows:
-        print(f"{name:<16} {images:>6} {steps:>6} {run.wall_s:>8.2f} {run.cpu_s:>8.2f} {run.peak_mib:>9.0f}  "
-              + " ".join(f"{loss:.4g}" for loss in losses))
-    print(f"ratio single {summary['ratio_single']:.2f}x (CPU time {summary['ratio_single_cpu']:.2f}x)"
-          + (f", strip {summary['ratio_strip']:.2f}x (CPU time {summary['ratio_strip_cpu']:.2f}x)"
-             if "ratio_strip" in summary else "")
-          + f"; every stylizer loss at or below its baseline's: {every_loss_ok}")
+        print(
+            f"{name:<16} {images:>6} {steps:>6} {run.wall_s:>8.2f} {run.cpu_s:>8.2f} {run.peak_mib:>9.0f}  "
+            + " ".join(f"{loss:.4g}" for loss in losses)
+        )
+    print(
+        f"ratio single {summary['ratio_single']:.2f}x (CPU time {summary['ratio_single_cpu']:.2f}x)"
+        + (
+            f", strip {summary['ratio_strip']:.2f}x (CPU time {summary['ratio_strip_cpu']:.2f}x)"
+            if "ratio_strip" in summary
+            else ""
+        )
+        + f"; every stylizer loss at or below its baseline's: {every_loss_ok}"
+    )
     print(json.dumps(summary))
 
 

@@ -31,35 +31,70 @@ PRETRAINED_DEFAULTS = (1.0, 1e6)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="stylize", description=__doc__.split(": ", 1)[1], epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="stylize",
+        description=__doc__.split(": ", 1)[1],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("content", nargs="?", help="the photo to paint")
     parser.add_argument("styles", nargs="*", metavar="style", help="one or more style images")
-    parser.add_argument("-o", "--output", type=Path, default=Path("stylized.png"),
-                        help="where to write the chosen variant (default: %(default)s)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("stylized.png"),
+        help="where to write the chosen variant (default: %(default)s)",
+    )
     parser.add_argument("--strip", type=Path, help="also write a labelled strip of every variant here")
-    parser.add_argument("--style-weight", type=float,
-                        help="style weight of the chosen variant (default 1e6; 1e8 with --weights random)")
+    parser.add_argument(
+        "--style-weight",
+        type=float,
+        help="style weight of the chosen variant (default 1e6; 1e8 with --weights random)",
+    )
     parser.add_argument("--content-weight", type=float, help="default 1; 1e4 with --weights random")
     parser.add_argument("--tv-weight", type=float, default=0.0, help="total-variation smoothing (default 0)")
-    parser.add_argument("--variants", type=int, default=5,
-                        help="style weights painted together, spaced by powers of two (default %(default)s)")
-    parser.add_argument("--size", type=int, default=512, help="longest side of the output (default %(default)s)")
+    parser.add_argument(
+        "--variants",
+        type=int,
+        default=5,
+        help="style weights painted together, spaced by powers of two (default %(default)s)",
+    )
+    parser.add_argument(
+        "--size", type=int, default=512, help="longest side of the output (default %(default)s)"
+    )
     parser.add_argument("--steps", type=int, default=300, help="optimisation steps (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same device: same picture")
-    parser.add_argument("--preserve-colors", action="store_true",
-                        help="transfer texture only: the result keeps the photo's colours")
-    parser.add_argument("--style-blend", type=float, nargs="+", metavar="SHARE",
-                        help="one share per style image (default: equal)")
-    parser.add_argument("--style-scale", type=float, default=1.0,
-                        help="style image size relative to the output (default %(default)s)")
+    parser.add_argument(
+        "--preserve-colors",
+        action="store_true",
+        help="transfer texture only: the result keeps the photo's colours",
+    )
+    parser.add_argument(
+        "--style-blend",
+        type=float,
+        nargs="+",
+        metavar="SHARE",
+        help="one share per style image (default: equal)",
+    )
+    parser.add_argument(
+        "--style-scale",
+        type=float,
+        default=1.0,
+        help="style image size relative to the output (default %(default)s)",
+    )
     parser.add_argument("--init", choices=("content", "noise"), default="content", help="starting picture")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--weights", default="imagenet",
-                        help="imagenet (download once, then cached), PATH to a vgg19 state dict, or random "
-                             "(for tests only: the result will not look painted)")
-    parser.add_argument("--download-weights", action="store_true",
-                        help="download the imagenet weights into the cache and exit")
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="imagenet (download once, then cached), PATH to a vgg19 state dict, or random "
+        "(for tests only: the result will not look painted)",
+    )
+    parser.add_argument(
+        "--download-weights",
+        action="store_true",
+        help="download the imagenet weights into the cache and exit",
+    )
     return parser
 
 
@@ -107,6 +142,7 @@ def _paint(args, content, styles, net, bad_input) -> int:
     style_weight = args.style_weight if args.style_weight is not None else defaults[1]
 
     with tqdm(total=args.steps, unit="step", dynamic_ncols=True) as bar:
+
         def show(progress: Progress) -> None:
             bar.total = progress.total
             bar.set_description(progress.stage)
@@ -114,11 +150,24 @@ def _paint(args, content, styles, net, bad_input) -> int:
             bar.update(progress.step - bar.n)
 
         result = stylize(
-            content, styles, net=net, size=args.size, steps=args.steps, style_weight=style_weight,
-            content_weight=content_weight, tv_weight=args.tv_weight, variants=args.variants,
-            style_blend=args.style_blend, style_scale=args.style_scale, init=args.init, seed=args.seed,
-            preserve_colors=args.preserve_colors, device=args.device, on_progress=show,
-            progress_interval=0.2)
+            content,
+            styles,
+            net=net,
+            size=args.size,
+            steps=args.steps,
+            style_weight=style_weight,
+            content_weight=content_weight,
+            tv_weight=args.tv_weight,
+            variants=args.variants,
+            style_blend=args.style_blend,
+            style_scale=args.style_scale,
+            init=args.init,
+            seed=args.seed,
+            preserve_colors=args.preserve_colors,
+            device=args.device,
+            on_progress=show,
+            progress_interval=0.2,
+        )
 
     outputs = [(args.output, result.images[result.chosen])]
     if args.strip is not None:
@@ -130,7 +179,9 @@ def _paint(args, content, styles, net, bad_input) -> int:
         except (OSError, ValueError) as error:
             return bad_input(f"cannot write {path}: {error}")
     chosen = result.losses[result.chosen]
-    print(f"wrote {', '.join(str(path) for path, _ in outputs)} in {result.timings['total']:.1f} s; "
-          f"loss {chosen['total']:.4g} (content {chosen['content']:.4g}, style {chosen['style']:.4g}); "
-          f"params {json.dumps(result.params)}")
+    print(
+        f"wrote {', '.join(str(path) for path, _ in outputs)} in {result.timings['total']:.1f} s; "
+        f"loss {chosen['total']:.4g} (content {chosen['content']:.4g}, style {chosen['style']:.4g}); "
+        f"params {json.dumps(result.params)}"
+    )
     return 0

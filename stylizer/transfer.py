@@ -1,17 +1,20 @@
 """Gatys et al. neural style transfer: optimise the pixels of several style-weight variants at once.
 
-The objective is the referee's (``shared/bench/gatys_reference.py``): ImageNet mean/std normalisation, content
-MSE at relu4_2, style = sum over relu1_1..relu5_1 of the MSE between Gram matrices normalised by C*H*W, total =
-content_weight * content + style_weight * style (+ tv_weight * total variation, off by default).
+The objective is the referee's (``shared/bench/gatys_reference.py``): ImageNet mean/std normalisation,
+content MSE at relu4_2, style = sum over relu1_1..relu5_1 of the MSE between Gram matrices normalised by
+C*H*W, total = content_weight * content + style_weight * style (+ tv_weight * total variation, off by
+default).
 
 Every variant differs only by its style weight, so all of them share one content target and one set of Gram
-targets and travel through VGG in one batch. The optimiser is L-BFGS as ``torch.optim.LBFGS`` runs it without a
-line search, but batched: each variant keeps its own curvature pairs and its own step, so the variants never
-influence each other (one ``torch.optim.LBFGS`` over the whole batch would couple them through a shared history).
+targets and travel through VGG in one batch. The optimiser is L-BFGS as ``torch.optim.LBFGS`` runs it
+without a line search, but batched: each variant keeps its own curvature pairs and its own step, so the
+variants never influence each other (one ``torch.optim.LBFGS`` over the whole batch would couple them
+through a shared history). Pixels are kept in [0, 1] throughout (projected steps), because that is the image
+the referee scores and the user gets.
 
-Speed: the picture is first painted at a fraction of the size (cheap VGG passes settle the large structures) and
-then refined at full size. On CUDA the VGG forward runs in bf16 autocast with TF32 matmuls, Gram matrices and
-losses stay fp32, tensors are channels-last; nothing of that applies on CPU.
+Speed: the picture is first painted at a fraction of the size (cheap VGG passes settle the large structures)
+and then refined at full size. On CUDA the VGG forward runs in bf16 autocast with TF32 matmuls, Gram
+matrices and losses stay fp32, tensors are channels-last; nothing of that applies on CPU.
 """
 
 from __future__ import annotations
@@ -169,10 +172,20 @@ class _Precision:
 class _Objective:
     """The referee's loss for a batch of variants at one resolution; targets are computed once, shared."""
 
-    def __init__(self, net: nn.Sequential, content: torch.Tensor, styles: list[torch.Tensor],
-                 blend: list[float], *, content_layers: Sequence[str], style_layers: Sequence[str],
-                 content_weight: float, style_weights: torch.Tensor, tv_weight: float,
-                 precision: _Precision):
+    def __init__(
+        self,
+        net: nn.Sequential,
+        content: torch.Tensor,
+        styles: list[torch.Tensor],
+        blend: list[float],
+        *,
+        content_layers: Sequence[str],
+        style_layers: Sequence[str],
+        content_weight: float,
+        style_weights: torch.Tensor,
+        tv_weight: float,
+        precision: _Precision,
+    ):
         unknown = [name for name in (*content_layers, *style_layers) if name not in LAYER_INDEX]
         if unknown:
             raise ValueError(f"unknown VGG layers {unknown}; known: {sorted(LAYER_INDEX)}")
@@ -192,8 +205,10 @@ class _Objective:
             self.style_targets = [torch.zeros(()) for _ in self.style_indices]
             for style, share in zip(styles, blend, strict=True):
                 features = self.features(style)
-                self.style_targets = [target + share * gram(features[i])
-                                      for target, i in zip(self.style_targets, self.style_indices, strict=True)]
+                self.style_targets = [
+                    target + share * gram(features[i])
+                    for target, i in zip(self.style_targets, self.style_indices, strict=True)
+                ]
 
     def features(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         x = (images - self.mean) / self.std
@@ -211,12 +226,18 @@ class _Objective:
     def terms(self, images: torch.Tensor, variant_index: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms per image; ``variant_index`` says which style weight each image carries."""
         features = self.features(images)
-        content = sum((features[i].float() - target).square().flatten(1).mean(1)
-                      for i, target in zip(self.content_indices, self.content_targets, strict=True))
-        style = sum((gram(features[i]) - target).square().flatten(1).mean(1)
-                    for i, target in zip(self.style_indices, self.style_targets, strict=True))
+        content = sum(
+            (features[i].float() - target).square().flatten(1).mean(1)
+            for i, target in zip(self.content_indices, self.content_targets, strict=True)
+        )
+        style = sum(
+            (gram(features[i]) - target).square().flatten(1).mean(1)
+            for i, target in zip(self.style_indices, self.style_targets, strict=True)
+        )
         terms = {"content": self.content_weight * content, "style": self.style_weights[variant_index] * style}
-        terms["tv"] = self.tv_weight * total_variation(images) if self.tv_weight else torch.zeros_like(content)
+        terms["tv"] = (
+            self.tv_weight * total_variation(images) if self.tv_weight else torch.zeros_like(content)
+        )
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]
         return terms
 
@@ -225,8 +246,9 @@ class BatchedLBFGS:
     """``torch.optim.LBFGS`` (no line search, lr 1) run independently for each image of a batch, in a box.
 
     Each image has its own curvature pairs, its own Hessian scaling and its own first step, exactly as if
-    it were optimised alone; the batch only shares the memory slots. One difference from torch: when an image
-    rejects a pair (s·y <= 1e-10) it still uses up that slot, so its history holds one pair fewer for a while.
+    it were optimised alone; the batch only shares the memory slots. One difference from torch: when an
+    image rejects a pair (s·y <= 1e-10) it still uses up that slot, so its history holds one pair fewer for
+    a while.
 
     Pixels are kept in [low, high] by projection: the referee scores clamped images, and an unconstrained
     optimiser wanders out of range (on random VGG weights the baseline ends with ~5% of its pixels outside,
@@ -234,7 +256,9 @@ class BatchedLBFGS:
     further out are ignored, the step is clamped, and the curvature pairs use the step actually taken.
     """
 
-    def __init__(self, images: torch.Tensor, history_size: int = 100, bounds: tuple[float, float] = (0.0, 1.0)):
+    def __init__(
+        self, images: torch.Tensor, history_size: int = 100, bounds: tuple[float, float] = (0.0, 1.0)
+    ):
         self.x = images
         batch = images.shape[0]
         self.history_size = history_size
@@ -371,8 +395,8 @@ def stylize(
     ``seed=None`` picks one and records it in params). The same seed on the same device repaints the same
     pixels.
 
-    ``preserve_colors`` is luminance-only transfer: the Gram targets come from the styles' luminance (as grey),
-    and each result keeps its own luminance with the content's chroma (Cb, Cr of YCbCr).
+    ``preserve_colors`` is luminance-only transfer: the Gram targets come from the styles' luminance (as
+    grey), and each result keeps its own luminance with the content's chroma (Cb, Cr of YCbCr).
 
     ``target_loss`` (one value or one per variant) freezes a variant at the first full-size step whose
     objective is at or below it; the run ends when every variant is frozen. ``cancel`` is polled before every
@@ -432,11 +456,22 @@ def stylize(
             stage = _stage_name(scale)
             level_content_image = resize_longest(content, side) if side != size else output
             level_content = pil_to_tensor(level_content_image, dev)
-            level_styles = [pil_to_tensor(resize_longest(image, max(1, round(side * style_scale))), dev)
-                            for image in style_images]
-            objective = _Objective(net, level_content, level_styles, blend, content_layers=content_layers,
-                                   style_layers=style_layers, content_weight=content_weight,
-                                   style_weights=style_weight_tensor, tv_weight=tv_weight, precision=mode)
+            level_styles = [
+                pil_to_tensor(resize_longest(image, max(1, round(side * style_scale))), dev)
+                for image in style_images
+            ]
+            objective = _Objective(
+                net,
+                level_content,
+                level_styles,
+                blend,
+                content_layers=content_layers,
+                style_layers=style_layers,
+                content_weight=content_weight,
+                style_weights=style_weight_tensor,
+                tv_weight=tv_weight,
+                precision=mode,
+            )
             x = _start_images(x, previous_content, level_content, len(weights), init, generator)
             previous_content = level_content
             history = _history_that_fits(history_size, x, dev)
@@ -474,24 +509,62 @@ def stylize(
     if preserve_colors:
         images = [with_chroma_of(image, output) for image in images]
     with mode.backends(exact=True), torch.no_grad():
-        final_losses = _score(images, output, style_images, blend, net, dev, weights, content_weight, tv_weight,
-                              style_scale, size, content_layers, style_layers, max_batch_pixels)
+        final_losses = _score(
+            images,
+            output,
+            style_images,
+            blend,
+            net,
+            dev,
+            weights,
+            content_weight,
+            tv_weight,
+            style_scale,
+            size,
+            content_layers,
+            style_layers,
+            max_batch_pixels,
+        )
     timings["finish"] = time.perf_counter() - finish_started
     timings["total"] = time.perf_counter() - started
     params = {
-        "size": size, "output_size": list(output.size), "steps": total_steps, "steps_taken": step_number,
-        "levels": [{"side": side, "steps": level_steps, "stage": _stage_name(scale)}
-                   for side, level_steps, scale in levels],
+        "size": size,
+        "output_size": list(output.size),
+        "steps": total_steps,
+        "steps_taken": step_number,
+        "levels": [
+            {"side": side, "steps": level_steps, "stage": _stage_name(scale)}
+            for side, level_steps, scale in levels
+        ],
         "schedule": [list(level) for level in schedule],
-        "style_weight": style_weight, "style_weights": weights, "variant_factors": factors,
-        "content_weight": content_weight, "tv_weight": tv_weight, "style_blend": blend,
-        "style_scale": style_scale, "init": init, "seed": seed, "preserve_colors": preserve_colors,
-        "content_layers": list(content_layers), "style_layers": list(style_layers),
-        "device": str(dev), "precision": mode.name, "optimizer": "lbfgs", "history_size": history_used,
-        "target_loss": targets, "max_batch_pixels": max_batch_pixels, "torch": torch.__version__,
+        "style_weight": style_weight,
+        "style_weights": weights,
+        "variant_factors": factors,
+        "content_weight": content_weight,
+        "tv_weight": tv_weight,
+        "style_blend": blend,
+        "style_scale": style_scale,
+        "init": init,
+        "seed": seed,
+        "preserve_colors": preserve_colors,
+        "content_layers": list(content_layers),
+        "style_layers": list(style_layers),
+        "device": str(dev),
+        "precision": mode.name,
+        "optimizer": "lbfgs",
+        "history_size": history_used,
+        "target_loss": targets,
+        "max_batch_pixels": max_batch_pixels,
+        "torch": torch.__version__,
     }
-    return StylizeResult(images=images, style_weights=weights, chosen=chosen, losses=final_losses,
-                         timings=timings, params=params)
+    return StylizeResult(
+        images=images,
+        style_weights=weights,
+        chosen=chosen,
+        losses=final_losses,
+        timings=timings,
+        params=params,
+    )
 
 
 def _per_variant(value: float | Sequence[float] | None, count: int) -> list[float] | None:
@@ -513,9 +586,14 @@ def _net_on(net: nn.Sequential, device: torch.device) -> nn.Sequential:
     return net.eval().requires_grad_(False)
 
 
-def _start_images(previous: torch.Tensor | None, previous_content: torch.Tensor | None,
-                  content: torch.Tensor, count: int, init: str,
-                  generator: torch.Generator) -> torch.Tensor:
+def _start_images(
+    previous: torch.Tensor | None,
+    previous_content: torch.Tensor | None,
+    content: torch.Tensor,
+    count: int,
+    init: str,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Starting pixels of a level: the content or noise at the first level, then the coarser result."""
     if previous is None:
         if init == "noise":
@@ -540,16 +618,40 @@ def _history_that_fits(history_size: int, images: torch.Tensor, device: torch.de
     return max(MIN_HISTORY, min(history_size, int(budget // pair_bytes)))
 
 
-def _score(images, output, style_images, blend, net, device, weights, content_weight, tv_weight,
-           style_scale, size, content_layers, style_layers, max_batch_pixels) -> list[dict[str, float]]:
+def _score(
+    images,
+    output,
+    style_images,
+    blend,
+    net,
+    device,
+    weights,
+    content_weight,
+    tv_weight,
+    style_scale,
+    size,
+    content_layers,
+    style_layers,
+    max_batch_pixels,
+) -> list[dict[str, float]]:
     """The delivered 8-bit images scored in fp32 at full size, as the referee would."""
     exact = _Precision(device, "fp32")
-    styles = [pil_to_tensor(resize_longest(image, max(1, round(size * style_scale))), device)
-              for image in style_images]
-    objective = _Objective(net, pil_to_tensor(output, device), styles, blend, content_layers=content_layers,
-                           style_layers=style_layers, content_weight=content_weight,
-                           style_weights=torch.tensor(weights, dtype=torch.float32, device=device),
-                           tv_weight=tv_weight, precision=exact)
+    styles = [
+        pil_to_tensor(resize_longest(image, max(1, round(size * style_scale))), device)
+        for image in style_images
+    ]
+    objective = _Objective(
+        net,
+        pil_to_tensor(output, device),
+        styles,
+        blend,
+        content_layers=content_layers,
+        style_layers=style_layers,
+        content_weight=content_weight,
+        style_weights=torch.tensor(weights, dtype=torch.float32, device=device),
+        tv_weight=tv_weight,
+        precision=exact,
+    )
     batch = torch.cat([pil_to_tensor(image, device) for image in images])
     losses: list[dict[str, float]] = []
     for chunk in _chunks(len(images), output.width * output.height, max_batch_pixels):
@@ -580,5 +682,13 @@ class _Reporter:
         preview = None
         if self.preview_size:
             preview = resize_longest(tensor_to_pil(images[self.chosen]), self.preview_size)
-        self.on_progress(Progress(stage=stage, step=step, total=self.total, losses=losses.tolist(),
-                                  elapsed=now - self.started, preview=preview))
+        self.on_progress(
+            Progress(
+                stage=stage,
+                step=step,
+                total=self.total,
+                losses=losses.tolist(),
+                elapsed=now - self.started,
+                preview=preview,
+            )
+        )

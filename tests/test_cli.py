@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stylizer", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "stylizer", *args], cwd=REPO, capture_output=True, text=True, timeout=240
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,9 @@ def assert_one_line_naming(result: subprocess.CompletedProcess, name: str) -> No
 def test_a_text_file_given_as_image_exits_2_with_one_line(tmp_path, painting):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
-    assert_one_line_naming(run_cli(str(notes), painting, "--weights", "random", "-o", str(tmp_path / "o.png")),
-                           "notes.txt")
+    assert_one_line_naming(
+        run_cli(str(notes), painting, "--weights", "random", "-o", str(tmp_path / "o.png")), "notes.txt"
+    )
 
 
 def test_a_missing_file_exits_2_with_one_line(tmp_path, photo):
@@ -55,8 +57,22 @@ def test_garbage_weights_exit_2_with_one_line(tmp_path, photo, painting):
 
 def test_a_good_run_writes_the_image_and_the_strip(tmp_path, photo, painting):
     out, strip = tmp_path / "out.png", tmp_path / "strip.png"
-    result = run_cli(photo, painting, "--weights", "random", "--size", "32", "--steps", "3", "--variants", "3",
-                     "-o", str(out), "--strip", str(strip))
+    result = run_cli(
+        photo,
+        painting,
+        "--weights",
+        "random",
+        "--size",
+        "32",
+        "--steps",
+        "3",
+        "--variants",
+        "3",
+        "-o",
+        str(out),
+        "--strip",
+        str(strip),
+    )
     assert result.returncode == 0, result.stderr
     with Image.open(out) as image:
         assert max(image.size) == 32

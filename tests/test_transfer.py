@@ -38,14 +38,19 @@ def other_style(shared_images) -> Image.Image:
 
 def referee_terms(net, content: Image.Image, style: Image.Image, images: list[Image.Image], size: int):
     """Unweighted content and style losses of each image, as the referee computes them."""
-    referee = gatys_reference.Referee(net, pil_to_tensor(resize(content, size), "cpu"),
-                                      pil_to_tensor(resize(style, size), "cpu"), 1.0)
+    referee = gatys_reference.Referee(
+        net, pil_to_tensor(resize(content, size), "cpu"), pil_to_tensor(resize(style, size), "cpu"), 1.0
+    )
     batch = torch.cat([pil_to_tensor(image, "cpu") for image in images])
     with torch.no_grad():
         features = referee.features(batch)
-        content_loss = (features[gatys_reference.CONTENT_LAYER] - referee.content_target).square().flatten(1).mean(1)
-        style_loss = sum((gatys_reference.gram(features[i]) - referee.style_targets[i]).square().flatten(1).mean(1)
-                         for i in gatys_reference.STYLE_LAYERS)
+        content_loss = (
+            (features[gatys_reference.CONTENT_LAYER] - referee.content_target).square().flatten(1).mean(1)
+        )
+        style_loss = sum(
+            (gatys_reference.gram(features[i]) - referee.style_targets[i]).square().flatten(1).mean(1)
+            for i in gatys_reference.STYLE_LAYERS
+        )
     return content_loss.tolist(), style_loss.tolist()
 
 
@@ -60,8 +65,9 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 def test_same_seed_repaints_the_same_pixels_and_another_seed_does_not(random_vgg, content, style):
     def paint(seed):
-        return stylize(content, style, net=random_vgg, size=32, steps=3, variants=1, init="noise", seed=seed,
-                       **WEIGHTS).images[0]
+        return stylize(
+            content, style, net=random_vgg, size=32, steps=3, variants=1, init="noise", seed=seed, **WEIGHTS
+        ).images[0]
 
     first, again, other = paint(1), paint(1), paint(2)
     assert np.array_equal(pixels(first), pixels(again))
@@ -90,9 +96,13 @@ def test_more_style_weight_gives_lower_style_and_higher_content_loss(random_vgg,
 def test_reported_losses_are_the_referees_for_the_delivered_images(random_vgg, content, style):
     size = 40
     result = stylize(content, style, net=random_vgg, size=size, steps=4, variants=2, **WEIGHTS)
-    referee = gatys_reference.Referee(random_vgg, pil_to_tensor(resize(content, size), "cpu"),
-                                      pil_to_tensor(resize(style, size), "cpu"), result.style_weights,
-                                      WEIGHTS["content_weight"])
+    referee = gatys_reference.Referee(
+        random_vgg,
+        pil_to_tensor(resize(content, size), "cpu"),
+        pil_to_tensor(resize(style, size), "cpu"),
+        result.style_weights,
+        WEIGHTS["content_weight"],
+    )
     scores = referee.score(torch.cat([pil_to_tensor(image, "cpu") for image in result.images]))
     assert [losses["total"] for losses in result.losses] == pytest.approx(scores, rel=1e-4)
 
@@ -101,7 +111,8 @@ def test_variants_do_not_influence_each_other(random_vgg, content, style):
     """A variant optimised in a batch of three is exactly the same weight optimised alone.
 
     One image per VGG pass (max_batch_pixels=1) makes the convolutions' arithmetic identical in both runs (a
-    batched convolution sums in another order, which L-BFGS amplifies); what is left to differ is the optimiser.
+    batched convolution sums in another order, which L-BFGS amplifies); what is left to differ is the
+    optimiser.
     """
     common = {"net": random_vgg, "size": 40, "steps": 6, "content_weight": 1e4, "max_batch_pixels": 1}
     batch = stylize(content, style, style_weight=1e8, variants=3, **common)
@@ -111,11 +122,16 @@ def test_variants_do_not_influence_each_other(random_vgg, content, style):
 
 def test_at_equal_evaluations_the_referee_loss_is_not_worse_than_the_baseline(random_vgg, content, style):
     size, steps = 64, 20
-    referee = gatys_reference.Referee(random_vgg, pil_to_tensor(resize(content, size), "cpu"),
-                                      pil_to_tensor(resize(style, size), "cpu"), WEIGHTS["style_weight"],
-                                      WEIGHTS["content_weight"])
-    baseline_image, _ = gatys_reference.baseline(referee, referee_content := pil_to_tensor(resize(content, size),
-                                                                                          "cpu"), steps)
+    referee = gatys_reference.Referee(
+        random_vgg,
+        pil_to_tensor(resize(content, size), "cpu"),
+        pil_to_tensor(resize(style, size), "cpu"),
+        WEIGHTS["style_weight"],
+        WEIGHTS["content_weight"],
+    )
+    baseline_image, _ = gatys_reference.baseline(
+        referee, referee_content := pil_to_tensor(resize(content, size), "cpu"), steps
+    )
     assert referee_content.shape[-1] == size
     result = stylize(content, style, net=random_vgg, size=size, steps=steps, variants=1, **WEIGHTS)
     assert result.params["steps_taken"] == steps
@@ -127,10 +143,13 @@ def test_at_equal_evaluations_the_referee_loss_is_not_worse_than_the_baseline(ra
 def test_target_loss_stops_once_every_variant_reaches_it(random_vgg, content, style):
     start = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, **WEIGHTS)
     reachable = [losses["total"] * 0.9 for losses in start.losses]
-    result = stylize(content, style, net=random_vgg, size=32, steps=40, variants=2, target_loss=reachable,
-                     **WEIGHTS)
+    result = stylize(
+        content, style, net=random_vgg, size=32, steps=40, variants=2, target_loss=reachable, **WEIGHTS
+    )
     assert 1 < result.params["steps_taken"] < 40
-    assert all(losses["total"] <= target * 1.01 for losses, target in zip(result.losses, reachable, strict=True))
+    assert all(
+        losses["total"] <= target * 1.01 for losses, target in zip(result.losses, reachable, strict=True)
+    )
 
 
 def test_cancel_raises_before_the_next_step(random_vgg, content, style):
@@ -142,31 +161,70 @@ def test_cancel_raises_before_the_next_step(random_vgg, content, style):
         return len(checks) > 2
 
     with pytest.raises(Cancelled):
-        stylize(content, style, net=random_vgg, size=32, steps=50, variants=1, cancel=cancel,
-                on_progress=lambda p: steps_seen.append(p.step), progress_interval=0, **WEIGHTS)
+        stylize(
+            content,
+            style,
+            net=random_vgg,
+            size=32,
+            steps=50,
+            variants=1,
+            cancel=cancel,
+            on_progress=lambda p: steps_seen.append(p.step),
+            progress_interval=0,
+            **WEIGHTS,
+        )
     assert steps_seen == [1, 2]
 
 
 def test_progress_is_rate_limited_and_ends_at_the_last_step_with_a_preview(random_vgg, content, style):
     events: list[Progress] = []
-    stylize(content, style, net=random_vgg, size=32, steps=6, variants=3, on_progress=events.append,
-            progress_interval=3600, preview_size=16, **WEIGHTS)
+    stylize(
+        content,
+        style,
+        net=random_vgg,
+        size=32,
+        steps=6,
+        variants=3,
+        on_progress=events.append,
+        progress_interval=3600,
+        preview_size=16,
+        **WEIGHTS,
+    )
     assert [event.step for event in events] == [1, 6]
     last = events[-1]
     assert last.step == last.total == 6 and last.stage == "fine" and len(last.losses) == 3
     assert max(last.preview.size) == 16
 
     every: list[Progress] = []
-    stylize(content, style, net=random_vgg, size=32, steps=4, variants=1, on_progress=every.append,
-            progress_interval=0, **WEIGHTS)
+    stylize(
+        content,
+        style,
+        net=random_vgg,
+        size=32,
+        steps=4,
+        variants=1,
+        on_progress=every.append,
+        progress_interval=0,
+        **WEIGHTS,
+    )
     assert [event.step for event in every] == [1, 2, 3, 4]
     assert all(b.elapsed >= a.elapsed for a, b in zip(every, every[1:], strict=False))
 
 
 def test_coarse_stage_runs_first_at_half_size(random_vgg, content, style):
     stages: list[Progress] = []
-    result = stylize(content, style, net=random_vgg, size=128, steps=3, variants=1, on_progress=stages.append,
-                     progress_interval=0, schedule=((0.5, 2), (1.0, 1)), **WEIGHTS)
+    result = stylize(
+        content,
+        style,
+        net=random_vgg,
+        size=128,
+        steps=3,
+        variants=1,
+        on_progress=stages.append,
+        progress_interval=0,
+        schedule=((0.5, 2), (1.0, 1)),
+        **WEIGHTS,
+    )
     assert [p.stage for p in stages] == ["coarse 1/2", "coarse 1/2", "fine"]
     assert [level["side"] for level in result.params["levels"]] == [64, 128]
     assert max(result.images[0].size) == 128
