@@ -42,8 +42,8 @@ STYLE = (IMAGES / "style" / "vangogh_wheat_field_with_cypresses.jpg").read_bytes
 MAX_QUEUE = 4
 # Enough steps that a job is still running whenever a test acts on it; such jobs always end cancelled.
 ENDLESS = 1_000_000
-# Long enough (a few seconds on 2 CPU cores) to be killed mid-way, short enough to then finish.
-KILLABLE_STEPS = 40
+# A job killed right after its first step still has these to go; short enough to then finish quickly.
+KILLABLE_STEPS = 20
 EVENT_TIMEOUT_S = 120
 
 
@@ -170,8 +170,8 @@ async def test_invalid_image_fails_readably_and_the_executor_keeps_serving(serve
 
 async def test_a_job_whose_worker_is_killed_is_retried_and_finishes(served):
     _, executor, kill_worker = served
-    victim = await executor.submit(make_job("victim", steps=KILLABLE_STEPS))
-    behind = await executor.submit(make_job("behind"))
+    victim = await executor.submit(make_job("victim", steps=KILLABLE_STEPS, size=32))
+    behind = await executor.submit(make_job("behind", size=32))
     stream = victim.events()
     await wait_for_progress(stream)
     kill_worker()
