@@ -41,9 +41,7 @@ from stylizer.executor.base import (
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_REASON = "The bot is shutting down; try again when it is back."
-CRASHED_REASON = (
-    "The painter crashed twice on this picture; try a smaller size, fewer variants or another image."
-)
+CRASHED_ADVICE = "try a smaller size, fewer variants or another image."
 # How long a worker asked to stop (close) may take to finish before it is killed.
 STOP_TIMEOUT_S = 5.0
 # How often an idle worker checks that the bot is still there; an orphan must not hold the GPU forever.
@@ -73,14 +71,14 @@ class _LocalHandle(JobHandle):
         self.job_id = job_id
         self._executor = executor
         self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
-        self.finished = False  # the final event has been pushed
+        self._finished = False  # the final event has been pushed
         self._ended = False  # ... and handed to a reader: a later events() has nothing left to wait for
 
     def push(self, event: JobEvent) -> None:
-        if self.finished:
+        if self._finished:
             return
         if isinstance(event, JobDone | JobFailed):
-            self.finished = True
+            self._finished = True
         self._events.put_nowait(event)
 
     async def events(self) -> AsyncIterator[JobEvent]:
@@ -410,11 +408,16 @@ class LocalExecutor(Executor):
             if entry.stop is not None:
                 self._finish(entry, entry.stop)
             elif entry.attempt >= self.max_attempts:
-                self._finish(entry, JobFailed("crashed", CRASHED_REASON))
+                self._finish(entry, JobFailed("crashed", _crashed_reason(entry.attempt)))
             else:
                 entry.cancel_timers()
                 self._retry = entry
         self._restart = self._loop.create_task(self._restart_worker())
+
+
+def _crashed_reason(attempts: int) -> str:
+    times = {1: "", 2: " twice"}.get(attempts, f" {attempts} times")
+    return f"The painter crashed{times} on this picture; {CRASHED_ADVICE}"
 
 
 def _read_events(loop, on_message, on_exit, generation, events, process) -> None:
@@ -454,7 +457,7 @@ def _stop_worker(worker: _Worker) -> None:
     """Ask the worker to exit after its current job, kill it if it does not. Blocking: run off the loop."""
     process = worker.process
     if process.is_alive():
-        worker.cancel_id.value = -1  # matches no job id: the worker checks for it between steps
+        worker.cancel_id.value = -1  # the worker stops whatever it is painting at its next step
         try:
             worker.jobs.put(None)
         except (OSError, ValueError):
