@@ -66,11 +66,12 @@ async def test_the_bot_serves_normally_after_bad_uploads(fake: FakeDiscord, bot:
 
 
 async def test_limits_refuse_politely_and_every_accepted_job_finishes(fake: FakeDiscord, bot: BotProcess):
-    accepted = [await stylize(fake, "bob"), await stylize(fake, "bob")]
-    over_user_limit = await stylize(fake, "bob")
+    # 64 px jobs last seconds, so none can finish and free its place while the limits are being tested.
+    accepted = [await stylize(fake, "bob", size=64), await stylize(fake, "bob", size=64)]
+    over_user_limit = await stylize(fake, "bob", size=64)
     assert f"You already have {PER_USER_JOBS} pictures" in await wait_refused(over_user_limit)
-    accepted += [await stylize(fake, "carol"), await stylize(fake, "dave")]
-    over_queue = await stylize(fake, "erin")
+    accepted += [await stylize(fake, "carol", size=64), await stylize(fake, "dave", size=64)]
+    over_queue = await stylize(fake, "erin", size=64)
     assert "try again in a few minutes" in await wait_refused(over_queue)
 
     assert len(accepted) == QUEUE_LENGTH
@@ -95,7 +96,8 @@ async def test_killed_painter_process_is_replaced_and_the_job_retried(fake: Fake
 
 
 async def test_bot_killed_with_accepted_jobs_answers_them_all_after_restart(fake: FakeDiscord, bot: BotProcess):
-    jobs = [await stylize(fake, user) for user in ("alice", "bob", "carol")]
+    # The first job (64 px) paints for seconds: the other two are surely still queued when the bot dies.
+    jobs = [await stylize(fake, "alice", size=64), await stylize(fake, "bob"), await stylize(fake, "carol")]
     await fake.wait_until(lambda: all(in_progress(i) for i in jobs), timeout=30)
     painters = worker_pids(bot)
 
@@ -109,8 +111,8 @@ async def test_bot_killed_with_accepted_jobs_answers_them_all_after_restart(fake
 
     await restart_bot(fake)
     for interaction in jobs:
-        result = await wait_result(interaction, timeout=JOB_TIMEOUT_S * 2)
-        assert max(result.images()[0].size) == 48
+        await wait_result(interaction, timeout=JOB_TIMEOUT_S * 2)
+    assert [max(i.original.images()[0].size) for i in jobs] == [64, 48, 48]
 
 
 def _alive(pid: int) -> bool:
