@@ -1,4 +1,4 @@
-"""FairQueue, the queue both executors schedule with: round-robin between owners, positions, removal, bound."""
+"""FairQueue, which both executors schedule with: round-robin between owners, positions, removal, bound."""
 
 from __future__ import annotations
 

@@ -19,29 +19,26 @@ import os
 import queue
 import signal
 import threading
-from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from multiprocessing import connection
 from typing import Any
 
+from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, EventHandle, TrackedJob, crashed
 from stylizer.executor.base import (
     Executor,
     ExecutorUnavailable,
     Job,
     JobDone,
-    JobEvent,
     JobFailed,
     JobHandle,
     JobQueued,
     JobStarted,
-    QueueFull,
 )
+from stylizer.executor.fairness import FairQueue
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_REASON = "The bot is shutting down; try again when it is back."
-CRASHED_ADVICE = "try a smaller size, fewer variants or another image."
 # How long a worker asked to stop (close) may take to finish before it is killed.
 STOP_TIMEOUT_S = 5.0
 # How often an idle worker checks that the bot is still there; an orphan must not hold the GPU forever.
@@ -49,47 +46,10 @@ PARENT_CHECK_S = 1.0
 
 
 @dataclass(eq=False)
-class _Entry:
-    job: Job
-    handle: _LocalHandle
-    submitted: int  # submission order, breaks ties between owners nobody has served yet
-    attempt: int = 0
+class _Entry(TrackedJob):
     dispatch_id: int = -1
-    last_position: int | None = None
     # Set when the executor asked the running job to stop: what the user is told once it has.
     stop: JobFailed | None = None
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
-
-    def cancel_timers(self) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        self.timers.clear()
-
-
-class _LocalHandle(JobHandle):
-    def __init__(self, executor: LocalExecutor, job_id: str) -> None:
-        self.job_id = job_id
-        self._executor = executor
-        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
-        self._finished = False  # the final event has been pushed
-        self._ended = False  # ... and handed to a reader: a later events() has nothing left to wait for
-
-    def push(self, event: JobEvent) -> None:
-        if self._finished:
-            return
-        if isinstance(event, JobDone | JobFailed):
-            self._finished = True
-        self._events.put_nowait(event)
-
-    async def events(self) -> AsyncIterator[JobEvent]:
-        while not self._ended:
-            event = await self._events.get()
-            if isinstance(event, JobDone | JobFailed):
-                self._ended = True
-            yield event
-
-    async def cancel(self) -> None:
-        self._executor._cancel(self.job_id)
 
 
 class _Worker:
@@ -124,7 +84,6 @@ class LocalExecutor(Executor):
             raise ValueError("max_queue and max_attempts must be at least 1")
         self.weights = weights
         self.device = device
-        self.max_queue = max_queue
         self.job_timeout_s = job_timeout_s
         self.progress_interval_s = progress_interval_s
         self.previews = previews
@@ -136,11 +95,7 @@ class LocalExecutor(Executor):
         self._worker: _Worker | None = None
         self._generations = itertools.count(1)
         self._dispatch_ids = itertools.count(1)
-        self._submissions = itertools.count()
-        self._serves = 0  # how many jobs have started; stamps when each owner was last served
-        self._entries: dict[str, _Entry] = {}
-        self._waiting: dict[int, deque[_Entry]] = {}  # owner -> jobs in submission order
-        self._last_served: dict[int, int] = {}  # owner -> serve counter value when last started
+        self._entries: FairQueue[_Entry] = FairQueue(max_queue)
         self._retry: _Entry | None = None  # the job a dead worker was running, run first after restart
         self._running: _Entry | None = None
         self._ready_waiter: asyncio.Future | None = None
@@ -154,6 +109,10 @@ class LocalExecutor(Executor):
     @property
     def queued(self) -> int:
         return len(self._entries)
+
+    @property
+    def max_queue(self) -> int:
+        return self._entries.capacity
 
     @property
     def worker_pid(self) -> int | None:
@@ -175,14 +134,8 @@ class LocalExecutor(Executor):
             raise ExecutorUnavailable("The painter is not running.")
         if self._broken is not None:
             raise ExecutorUnavailable(self._broken)
-        if job.job_id in self._entries:
-            raise ValueError(f"job id {job.job_id!r} is already queued")
-        if len(self._entries) >= self.max_queue:
-            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a few minutes.")
-        handle = _LocalHandle(self, job.job_id)
-        entry = _Entry(job=job, handle=handle, submitted=next(self._submissions))
-        self._entries[job.job_id] = entry
-        self._waiting.setdefault(job.owner, deque()).append(entry)
+        handle = EventHandle(job.job_id, partial(self._cancel, job.job_id))
+        self._entries.push(job.job_id, job.owner, _Entry(job, handle))
         self._announce_positions()
         self._dispatch_next()
         return handle
@@ -191,7 +144,7 @@ class LocalExecutor(Executor):
         if self._closing:
             return
         self._closing = True
-        for entry in list(self._entries.values()):
+        for entry in self._entries.items():
             self._finish(entry, JobFailed("unavailable", SHUTDOWN_REASON))
         if self._ready_waiter is not None and not self._ready_waiter.done():
             self._ready_waiter.set_exception(ExecutorUnavailable(SHUTDOWN_REASON))
@@ -203,27 +156,9 @@ class LocalExecutor(Executor):
 
     # Scheduling (event loop only)
 
-    def _round_robin_order(self) -> list[_Entry]:
-        """Waiting jobs in the order they will start: always the owner served least recently, so one
-        owner's long queue delays anybody else's job by at most one of its own."""
-        queues = {owner: list(entries) for owner, entries in self._waiting.items() if entries}
-        last_served = dict(self._last_served)
-        serves = self._serves
-        order = []
-        while queues:
-            owner = min(queues, key=lambda o: (last_served.get(o, -1), queues[o][0].submitted))
-            order.append(queues[owner].pop(0))
-            if not queues[owner]:
-                del queues[owner]
-            serves += 1
-            last_served[owner] = serves
-        return order
-
     def _announce_positions(self) -> None:
-        for position, entry in enumerate(self._round_robin_order(), start=1):
-            if entry.last_position != position:
-                entry.last_position = position
-                entry.handle.push(JobQueued(position))
+        for entry, position in self._entries.moved():
+            entry.handle.push(JobQueued(position))
 
     def _dispatch_next(self) -> None:
         worker = self._worker
@@ -232,35 +167,20 @@ class LocalExecutor(Executor):
         if self._retry is not None:
             entry, self._retry = self._retry, None
         else:
-            order = self._round_robin_order()
-            if not order:
+            entry = self._entries.pop_next()
+            if entry is None:
                 return
-            entry = order[0]
-            self._waiting[entry.job.owner].popleft()
-            if not self._waiting[entry.job.owner]:
-                del self._waiting[entry.job.owner]
-            self._serves += 1
-            self._last_served[entry.job.owner] = self._serves
         entry.attempt += 1
         entry.dispatch_id = next(self._dispatch_ids)
         self._running = entry
-        timeout = entry.job.timeout_s if entry.job.timeout_s is not None else self.job_timeout_s
-        if timeout is not None:
-            entry.timers.append(
-                self._loop.call_later(timeout, self._timed_out, entry, entry.dispatch_id, timeout)
-            )
+        entry.start_timeout(self.job_timeout_s, partial(self._timed_out, entry, entry.dispatch_id))
         worker.jobs.put((entry.dispatch_id, entry.job, self.previews, self.progress_interval_s))
         entry.handle.push(JobStarted(attempt=entry.attempt))
         self._announce_positions()
 
     def _finish(self, entry: _Entry, event: JobDone | JobFailed) -> None:
         entry.cancel_timers()
-        self._entries.pop(entry.job.job_id, None)
-        queue = self._waiting.get(entry.job.owner)
-        if queue is not None and entry in queue:
-            queue.remove(entry)
-            if not queue:
-                del self._waiting[entry.job.owner]
+        self._entries.remove(entry.job.job_id)
         if self._retry is entry:
             self._retry = None
         if self._running is entry:
@@ -268,8 +188,6 @@ class LocalExecutor(Executor):
             if self._worker is not None:
                 # Leaves a late cancel request of this job unable to touch the next one.
                 self._worker.cancel_id.value = 0
-        if not any(e.job.owner == entry.job.owner for e in self._entries.values()):
-            self._last_served.pop(entry.job.owner, None)
         entry.handle.push(event)
         self._announce_positions()
 
@@ -278,14 +196,14 @@ class LocalExecutor(Executor):
         if entry is None:
             return
         if self._running is entry:
-            self._stop_running(entry, JobFailed("cancelled", "The job was cancelled."))
+            self._stop_running(entry, CANCELLED)
         else:
-            self._finish(entry, JobFailed("cancelled", "The job was cancelled."))
+            self._finish(entry, CANCELLED)
             self._dispatch_next()
 
-    def _timed_out(self, entry: _Entry, dispatch_id: int, timeout: float) -> None:
+    def _timed_out(self, entry: _Entry, dispatch_id: int, outcome: JobFailed) -> None:
         if self._running is entry and entry.dispatch_id == dispatch_id:
-            self._stop_running(entry, JobFailed("timeout", f"The job took longer than {timeout:g} s."))
+            self._stop_running(entry, outcome)
 
     def _stop_running(self, entry: _Entry, outcome: JobFailed) -> None:
         if entry.stop is not None:
@@ -356,7 +274,7 @@ class LocalExecutor(Executor):
                 return
             # Nothing will run any more: tell everybody waiting rather than leaving them hanging.
             self._broken = str(error)
-            for entry in list(self._entries.values()):
+            for entry in self._entries.items():
                 self._finish(entry, JobFailed("unavailable", str(error)))
             return
         finally:
@@ -408,16 +326,11 @@ class LocalExecutor(Executor):
             if entry.stop is not None:
                 self._finish(entry, entry.stop)
             elif entry.attempt >= self.max_attempts:
-                self._finish(entry, JobFailed("crashed", _crashed_reason(entry.attempt)))
+                self._finish(entry, crashed(entry.attempt))
             else:
                 entry.cancel_timers()
                 self._retry = entry
         self._restart = self._loop.create_task(self._restart_worker())
-
-
-def _crashed_reason(attempts: int) -> str:
-    times = {1: "", 2: " twice"}.get(attempts, f" {attempts} times")
-    return f"The painter crashed{times} on this picture; {CRASHED_ADVICE}"
 
 
 def _read_events(loop, on_message, on_exit, generation, events, process) -> None:

@@ -4,8 +4,9 @@ Each replica (``_Painter``) loads the weights once and paints one job at a time;
 stream: a private ``_ReplicaStarted`` marker, then the contract's ``JobProgress`` events, then exactly one
 ``JobDone`` or ``JobFailed``. Only plain picklable data crosses the cluster, images always as encoded bytes.
 
-The executor keeps the queue itself (round-robin between owners, like ``LocalExecutor``) and sends Serve at
-most one job per replica, so queue positions are known here and a job that waits never holds a replica.
+The executor keeps the queue itself (a ``FairQueue``, round-robin between owners, as ``LocalExecutor`` does)
+and sends Serve at most one job per replica, so queue positions are known here and a job that waits never
+holds a replica.
 Cancelling a job cancels its Serve request: the replica's handler task is cancelled, which sets the event the
 runner checks between steps; the replica takes no other job until that optimisation has really stopped.
 
@@ -15,7 +16,6 @@ Ray is imported only by ``start``, so the rest of the project does not need the 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import re
 import socket
@@ -23,9 +23,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, EventHandle, TrackedJob, crashed
 from stylizer.executor.base import (
     Executor,
     ExecutorUnavailable,
@@ -37,16 +39,11 @@ from stylizer.executor.base import (
     JobProgress,
     JobQueued,
     JobStarted,
-    QueueFull,
 )
+from stylizer.executor.fairness import FairQueue
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_REASON = "The bot is shutting down; try again when it is back."
-CRASHED_REASON = (
-    "The painter crashed twice on this picture; try a smaller size, fewer variants or another image."
-)
-CANCELLED_REASON = "The job was cancelled."
 INTERNAL_REASON = "Something went wrong while painting; the details are in the bot's log."
 # Addresses that start a Ray instance inside this process instead of joining a cluster.
 LOCAL_ADDRESSES = (None, "local")
@@ -150,46 +147,10 @@ class _Painter:
 
 
 @dataclass(eq=False)
-class _Entry:
-    job: Job
-    handle: _RayHandle
-    submitted: int  # submission order, breaks ties between owners nobody has served yet
-    attempt: int = 0
-    last_position: int | None = None
+class _Entry(TrackedJob):
     stream: Any = None  # the Serve DeploymentResponseGenerator of the current attempt
     replica: str | None = None
     task: asyncio.Task | None = None
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
-
-    def cancel_timers(self) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        self.timers.clear()
-
-
-class _RayHandle(JobHandle):
-    def __init__(self, executor: RayExecutor, job_id: str) -> None:
-        self.job_id = job_id
-        self._executor = executor
-        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
-        self.finished = False
-
-    def push(self, event: JobEvent) -> None:
-        if self.finished:
-            return
-        if isinstance(event, JobDone | JobFailed):
-            self.finished = True
-        self._events.put_nowait(event)
-
-    async def events(self) -> AsyncIterator[JobEvent]:
-        while True:
-            event = await self._events.get()
-            yield event
-            if isinstance(event, JobDone | JobFailed):
-                return
-
-    async def cancel(self) -> None:
-        self._executor._stop(self.job_id, JobFailed("cancelled", CANCELLED_REASON))
 
 
 class RayExecutor(Executor):
@@ -243,11 +204,7 @@ class RayExecutor(Executor):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serve_handle = None
         self._owns_ray = False
-        self._submissions = itertools.count()
-        self._serve_counter = itertools.count()
-        self._entries: dict[str, _Entry] = {}
-        self._waiting: dict[int, deque[_Entry]] = {}  # owner -> jobs in submission order
-        self._last_served: dict[int, int] = {}  # owner -> serve counter value when last started
+        self._entries: FairQueue[_Entry] = FairQueue(replicas * max_queued_per_replica)
         self._running: dict[str, _Entry] = {}
         self._started = False
         self._closing = False
@@ -263,7 +220,7 @@ class RayExecutor(Executor):
 
     @property
     def max_queue(self) -> int:
-        return self.replicas * self.max_queued_per_replica
+        return self._entries.capacity
 
     @property
     def running_on(self) -> dict[str, str]:
@@ -294,14 +251,8 @@ class RayExecutor(Executor):
             raise ExecutorUnavailable("The painter is not running.")
         if self._broken is not None:
             raise ExecutorUnavailable(self._broken)
-        if job.job_id in self._entries:
-            raise ValueError(f"job id {job.job_id!r} is already queued")
-        if len(self._entries) >= self.max_queue:
-            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a few minutes.")
-        handle = _RayHandle(self, job.job_id)
-        entry = _Entry(job=job, handle=handle, submitted=next(self._submissions))
-        self._entries[job.job_id] = entry
-        self._waiting.setdefault(job.owner, deque()).append(entry)
+        handle = EventHandle(job.job_id, partial(self._stop, job.job_id, CANCELLED))
+        self._entries.push(job.job_id, job.owner, _Entry(job, handle))
         self._announce_positions()
         self._dispatch_next()
         return handle
@@ -313,7 +264,7 @@ class RayExecutor(Executor):
         if self._health_task is not None:
             self._health_task.cancel()
         tasks = [entry.task for entry in self._running.values() if entry.task is not None]
-        for entry in list(self._entries.values()):
+        for entry in self._entries.items():
             self._stop(entry.job.job_id, JobFailed("unavailable", SHUTDOWN_REASON))
         if tasks:
             # Their streams are cancelled; a vanished cluster may never confirm it.
@@ -434,38 +385,15 @@ class RayExecutor(Executor):
 
     # Scheduling (event loop only)
 
-    def _round_robin_order(self) -> list[_Entry]:
-        """Waiting jobs in the order they will start: always the owner served least recently, so one
-        owner's long queue delays anybody else's job by at most one of its own."""
-        queues = {owner: deque(entries) for owner, entries in self._waiting.items() if entries}
-        last_served = dict(self._last_served)
-        order = []
-        virtual_clock = itertools.count(max(last_served.values(), default=-1) + 1)
-        while queues:
-            owner = min(queues, key=lambda o: (last_served.get(o, -1), queues[o][0].submitted))
-            order.append(queues[owner].popleft())
-            if not queues[owner]:
-                del queues[owner]
-            last_served[owner] = next(virtual_clock)
-        return order
-
     def _announce_positions(self) -> None:
-        for position, entry in enumerate(self._round_robin_order(), start=1):
-            if entry.last_position != position:
-                entry.last_position = position
-                entry.handle.push(JobQueued(position))
+        for entry, position in self._entries.moved():
+            entry.handle.push(JobQueued(position))
 
     def _dispatch_next(self) -> None:
         while len(self._running) < self.replicas and not self._closing and self._broken is None:
-            order = self._round_robin_order()
-            if not order:
+            entry = self._entries.pop_next()
+            if entry is None:
                 return
-            entry = order[0]
-            owner_queue = self._waiting[entry.job.owner]
-            owner_queue.popleft()
-            if not owner_queue:
-                del self._waiting[entry.job.owner]
-            self._last_served[entry.job.owner] = next(self._serve_counter)
             self._running[entry.job.job_id] = entry
             entry.task = self._loop.create_task(self._drive(entry), name=f"ray-job-{entry.job.job_id}")
         self._announce_positions()
@@ -512,16 +440,12 @@ class RayExecutor(Executor):
             logger.error("job %s lost its replica %s (attempt %d): %s", entry.job.job_id, entry.replica,
                          entry.attempt, lost)
             if entry.attempt >= self.max_attempts:
-                self._finish(entry, JobFailed("crashed", CRASHED_REASON))
+                self._finish(entry, crashed(entry.attempt))
                 return
 
     def _on_started(self, entry: _Entry, replica: str) -> None:
         entry.replica = replica
-        timeout = entry.job.timeout_s if entry.job.timeout_s is not None else self.job_timeout_s
-        if timeout is not None:
-            entry.timers.append(self._loop.call_later(
-                timeout, self._stop, entry.job.job_id, JobFailed("timeout", f"The job took longer than {timeout:g} s.")
-            ))
+        entry.start_timeout(self.job_timeout_s, partial(self._stop, entry.job.job_id))
         logger.info("job %s started on %s (attempt %d)", entry.job.job_id, replica, entry.attempt)
         entry.handle.push(JobStarted(attempt=entry.attempt))
 
@@ -536,15 +460,8 @@ class RayExecutor(Executor):
 
     def _finish(self, entry: _Entry, event: JobDone | JobFailed) -> None:
         entry.cancel_timers()
-        self._entries.pop(entry.job.job_id, None)
+        self._entries.remove(entry.job.job_id)
         self._running.pop(entry.job.job_id, None)
-        queue = self._waiting.get(entry.job.owner)
-        if queue is not None and entry in queue:
-            queue.remove(entry)
-            if not queue:
-                del self._waiting[entry.job.owner]
-        if not any(e.job.owner == entry.job.owner for e in self._entries.values()):
-            self._last_served.pop(entry.job.owner, None)
         entry.handle.push(event)
         self._dispatch_next()
 
@@ -580,7 +497,7 @@ class RayExecutor(Executor):
         if self._broken is None:
             logger.error("Ray executor unavailable: %s", reason)
         self._broken = reason
-        for entry in list(self._entries.values()):
+        for entry in self._entries.items():
             self._stop(entry.job.job_id, JobFailed("unavailable", reason))
 
 
