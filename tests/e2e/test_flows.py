@@ -62,7 +62,7 @@ async def test_stylize_acknowledges_shows_progress_and_delivers_result_and_strip
     assert style_weight(caption) > 0
 
 
-async def test_more_style_repaints_with_a_higher_style_weight(fake: FakeDiscord, bot: BotProcess):
+async def test_more_style_repaints_with_a_higher_style_weight_and_delete_removes_it(fake: FakeDiscord, bot: BotProcess):
     first = await wait_result(await stylize(fake, "bob", strength=4, seed=3))
 
     more = await fake.click(first, custom_id(first, "more"), user="bob")
@@ -73,6 +73,14 @@ async def test_more_style_repaints_with_a_higher_style_weight(fake: FakeDiscord,
     assert "Strength 5/10" in second.content and "seed 3" in second.content, second.content
     assert style_weight(second.content) > style_weight(first.content)
     assert max(decode(second.files[0][1]).size) == 48
+
+    stranger = await fake.click(second, custom_id(second, "delete"), user="alice")
+    assert "only the person" in (await wait_refused(stranger)).lower()
+    assert not second.deleted
+    delete = await fake.click(second, custom_id(second, "delete"), user="bob")
+    await fake.wait_until(lambda: second.deleted, timeout=10)
+    assert delete.ack_latency is not None and delete.ack_latency < ACK_DEADLINE_S
+    assert not first.deleted
 
 
 async def test_context_menus_use_a_posted_painting_as_style_for_a_posted_photo(fake: FakeDiscord, bot: BotProcess):
