@@ -65,6 +65,14 @@ async def test_the_bot_serves_normally_after_bad_uploads(fake: FakeDiscord, bot:
     assert bot.running
 
 
+async def test_rate_limited_and_failed_edits_are_retried_and_the_result_arrives(fake: FakeDiscord, bot: BotProcess):
+    rate_limit = fake.inject_rate_limit("PATCH", "/webhooks/*/*/messages/*", retry_after=0.3, count=2)
+    outage = fake.inject_response("PATCH", "/webhooks/*/*/messages/*", status=502, count=1)
+    result = await wait_result(await stylize(fake, "bob"))
+    assert rate_limit.hits == 2 and outage.hits == 1
+    assert max(result.images()[0].size) == 48
+
+
 async def test_limits_refuse_politely_and_every_accepted_job_finishes(fake: FakeDiscord, bot: BotProcess):
     # 64 px jobs last seconds, so none can finish and free its place while the limits are being tested.
     accepted = [await stylize(fake, "bob", size=64), await stylize(fake, "bob", size=64)]
