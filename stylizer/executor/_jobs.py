@@ -1,12 +1,25 @@
-"""What both executors keep for each accepted job (its handle, its timers) and the outcomes they share."""
+"""What both executors share: the half of an executor that keeps the queue, each job's handle and timers."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Generic, TypeVar
 
-from stylizer.executor.base import Job, JobDone, JobEvent, JobFailed, JobHandle
+from stylizer.executor.base import (
+    Executor,
+    ExecutorUnavailable,
+    Job,
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobHandle,
+    JobQueued,
+)
+from stylizer.executor.fairness import FairQueue
 
 SHUTDOWN_REASON = "The bot is shutting down; try again when it is back."
 CANCELLED = JobFailed("cancelled", "The job was cancelled.")
@@ -72,3 +85,62 @@ class TrackedJob:
         for timer in self.timers:
             timer.cancel()
         self.timers.clear()
+
+
+Entry = TypeVar("Entry", bound=TrackedJob)
+
+
+class QueueingExecutor(Executor, Generic[Entry]):
+    """What both executors do alike: hold every accepted job in a FairQueue until it finishes, tell waiting
+    jobs their positions, refuse jobs the same way. A subclass says how it gets ready, starts jobs and
+    cancels one; it calls ``_announce_positions`` whenever the waiting jobs may have moved."""
+
+    def __init__(self, max_queue: int, entry_type: Callable[[Job, EventHandle], Entry]) -> None:
+        self._entries: FairQueue[Entry] = FairQueue(max_queue)
+        self._entry_type = entry_type
+        self._started = False
+        self._closing = False
+        self._broken: str | None = None  # why no job can run at the moment, told to whoever submits one
+
+    @property
+    def queued(self) -> int:
+        return len(self._entries)
+
+    @property
+    def max_queue(self) -> int:
+        return self._entries.capacity
+
+    async def start(self) -> None:
+        if self._closing:
+            raise ExecutorUnavailable("The painter has been shut down.")
+        if self._started:
+            return
+        await self._start()
+        self._started = True
+
+    async def submit(self, job: Job) -> JobHandle:
+        if not self._started or self._closing:
+            raise ExecutorUnavailable("The painter is not running.")
+        if self._broken is not None:
+            raise ExecutorUnavailable(self._broken)
+        handle = EventHandle(job.job_id, partial(self._cancel, job.job_id))
+        self._entries.push(job.job_id, job.owner, self._entry_type(job, handle))
+        self._announce_positions()
+        self._dispatch_next()
+        return handle
+
+    def _announce_positions(self) -> None:
+        for entry, position in self._entries.moved():
+            entry.handle.push(JobQueued(position))
+
+    @abc.abstractmethod
+    async def _start(self) -> None:
+        """Get ready to run jobs (``start`` without its checks); raises ExecutorUnavailable."""
+
+    @abc.abstractmethod
+    def _dispatch_next(self) -> None:
+        """Start the next waiting jobs, as many as there is room for now (on the event loop)."""
+
+    @abc.abstractmethod
+    def _cancel(self, job_id: str) -> None:
+        """End the job, waiting or running, with CANCELLED (on the event loop)."""

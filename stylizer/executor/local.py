@@ -24,18 +24,8 @@ from functools import partial
 from multiprocessing import connection
 from typing import Any
 
-from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, EventHandle, TrackedJob, crashed
-from stylizer.executor.base import (
-    Executor,
-    ExecutorUnavailable,
-    Job,
-    JobDone,
-    JobFailed,
-    JobHandle,
-    JobQueued,
-    JobStarted,
-)
-from stylizer.executor.fairness import FairQueue
+from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, QueueingExecutor, TrackedJob, crashed
+from stylizer.executor.base import ExecutorUnavailable, JobDone, JobFailed, JobStarted
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +54,7 @@ class _Worker:
         self.ready = False
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(QueueingExecutor[_Entry]):
     def __init__(
         self,
         *,
@@ -82,6 +72,7 @@ class LocalExecutor(Executor):
         running job may take to notice a cancel before its worker is killed and restarted."""
         if max_queue < 1 or max_attempts < 1:
             raise ValueError("max_queue and max_attempts must be at least 1")
+        super().__init__(max_queue, _Entry)
         self.weights = weights
         self.device = device
         self.job_timeout_s = job_timeout_s
@@ -95,50 +86,22 @@ class LocalExecutor(Executor):
         self._worker: _Worker | None = None
         self._generations = itertools.count(1)
         self._dispatch_ids = itertools.count(1)
-        self._entries: FairQueue[_Entry] = FairQueue(max_queue)
         self._retry: _Entry | None = None  # the job a dead worker was running, run first after restart
         self._running: _Entry | None = None
         self._ready_waiter: asyncio.Future | None = None
         self._restart: asyncio.Task | None = None
-        self._started = False
-        self._closing = False
-        self._broken: str | None = None
 
     # Public API
-
-    @property
-    def queued(self) -> int:
-        return len(self._entries)
-
-    @property
-    def max_queue(self) -> int:
-        return self._entries.capacity
 
     @property
     def worker_pid(self) -> int | None:
         worker = self._worker
         return worker.process.pid if worker is not None and worker.process.is_alive() else None
 
-    async def start(self) -> None:
-        if self._closing:
-            raise ExecutorUnavailable("The painter has been shut down.")
-        if self._started:
-            return
+    async def _start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._context = multiprocessing.get_context("spawn")
         await self._spawn_worker()
-        self._started = True
-
-    async def submit(self, job: Job) -> JobHandle:
-        if not self._started or self._closing:
-            raise ExecutorUnavailable("The painter is not running.")
-        if self._broken is not None:
-            raise ExecutorUnavailable(self._broken)
-        handle = EventHandle(job.job_id, partial(self._cancel, job.job_id))
-        self._entries.push(job.job_id, job.owner, _Entry(job, handle))
-        self._announce_positions()
-        self._dispatch_next()
-        return handle
 
     async def close(self) -> None:
         if self._closing:
@@ -155,10 +118,6 @@ class LocalExecutor(Executor):
             await self._restart
 
     # Scheduling (event loop only)
-
-    def _announce_positions(self) -> None:
-        for entry, position in self._entries.moved():
-            entry.handle.push(JobQueued(position))
 
     def _dispatch_next(self) -> None:
         worker = self._worker

@@ -27,20 +27,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, EventHandle, TrackedJob, crashed
+from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, QueueingExecutor, TrackedJob, crashed
 from stylizer.executor.base import (
-    Executor,
     ExecutorUnavailable,
     Job,
     JobDone,
     JobEvent,
     JobFailed,
-    JobHandle,
     JobProgress,
-    JobQueued,
     JobStarted,
 )
-from stylizer.executor.fairness import FairQueue
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +149,7 @@ class _Entry(TrackedJob):
     task: asyncio.Task | None = None
 
 
-class RayExecutor(Executor):
+class RayExecutor(QueueingExecutor[_Entry]):
     def __init__(
         self,
         *,
@@ -186,6 +182,7 @@ class RayExecutor(Executor):
         """
         if replicas < 1 or max_queued_per_replica < 1 or max_attempts < 1:
             raise ValueError("replicas, max_queued_per_replica and max_attempts must be at least 1")
+        super().__init__(replicas * max_queued_per_replica, _Entry)
         self.address = address
         self.weights = weights
         self.device = device
@@ -204,34 +201,18 @@ class RayExecutor(Executor):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serve_handle = None
         self._owns_ray = False
-        self._entries: FairQueue[_Entry] = FairQueue(replicas * max_queued_per_replica)
         self._running: dict[str, _Entry] = {}
-        self._started = False
-        self._closing = False
-        self._broken: str | None = None
         self._health_target: tuple[str, int] | None = None
         self._health_task: asyncio.Task | None = None
 
     # Public API
 
     @property
-    def queued(self) -> int:
-        return len(self._entries)
-
-    @property
-    def max_queue(self) -> int:
-        return self._entries.capacity
-
-    @property
     def running_on(self) -> dict[str, str]:
         """job id -> name of the Serve replica actor painting it (namespace "serve"), for jobs started."""
         return {job_id: entry.replica for job_id, entry in self._running.items() if entry.replica is not None}
 
-    async def start(self) -> None:
-        if self._closing:
-            raise ExecutorUnavailable("The painter has been shut down.")
-        if self._started:
-            return
+    async def _start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._connect)
         try:
@@ -239,23 +220,11 @@ class RayExecutor(Executor):
         except ExecutorUnavailable:
             await asyncio.to_thread(self._release)
             raise
-        self._started = True
         self._health_task = self._loop.create_task(self._watch_health(), name="ray-executor-health")
         logger.info(
             "Ray Serve app %r ready: %d replica(s), weights %s, device %s",
             self.app_name, self.replicas, self.weights, self.device,
         )
-
-    async def submit(self, job: Job) -> JobHandle:
-        if not self._started or self._closing:
-            raise ExecutorUnavailable("The painter is not running.")
-        if self._broken is not None:
-            raise ExecutorUnavailable(self._broken)
-        handle = EventHandle(job.job_id, partial(self._stop, job.job_id, CANCELLED))
-        self._entries.push(job.job_id, job.owner, _Entry(job, handle))
-        self._announce_positions()
-        self._dispatch_next()
-        return handle
 
     async def close(self) -> None:
         if self._closing:
@@ -385,10 +354,6 @@ class RayExecutor(Executor):
 
     # Scheduling (event loop only)
 
-    def _announce_positions(self) -> None:
-        for entry, position in self._entries.moved():
-            entry.handle.push(JobQueued(position))
-
     def _dispatch_next(self) -> None:
         while len(self._running) < self.replicas and not self._closing and self._broken is None:
             entry = self._entries.pop_next()
@@ -448,6 +413,9 @@ class RayExecutor(Executor):
         entry.start_timeout(self.job_timeout_s, partial(self._stop, entry.job.job_id))
         logger.info("job %s started on %s (attempt %d)", entry.job.job_id, replica, entry.attempt)
         entry.handle.push(JobStarted(attempt=entry.attempt))
+
+    def _cancel(self, job_id: str) -> None:
+        self._stop(job_id, CANCELLED)
 
     def _stop(self, job_id: str, outcome: JobFailed) -> None:
         """End a job now, whether it waits or runs; a running one has its Serve request cancelled."""
