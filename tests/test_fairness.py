@@ -1,13 +1,22 @@
-"""FairQueue, which both executors schedule with: round-robin between owners, positions, removal, bound."""
+"""FairQueue, which both executors schedule with: round-robin between owners, positions, removal, bound.
+
+At the end, the other pieces both executors share (stylizer/executor/_jobs.py): the job handle, the timeout
+watchdog, the crash report.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
-from stylizer.executor import QueueFull
+from stylizer.executor import Job, JobFailed, JobOptions, JobProgress, JobQueued, QueueFull
+from stylizer.executor._jobs import EventHandle, TrackedJob, crashed
 from stylizer.executor.fairness import FairQueue
+
+# Only guards against a hang: nothing here should wait for anything near this long.
+HANG_S = 10
 
 
 def push(queue: FairQueue[str], job_id: str, owner: int) -> None:
@@ -136,3 +145,64 @@ def test_a_job_id_already_here_is_refused_even_once_started():
 def test_capacity_must_be_at_least_one():
     with pytest.raises(ValueError):
         FairQueue(0)
+
+
+# The rest of what both executors share.
+
+
+def make_job(timeout_s: float | None = None) -> Job:
+    return Job("job", b"", b"", JobOptions(style_weight=1e8), timeout_s=timeout_s)
+
+
+async def test_a_handle_ends_after_its_final_event_and_drops_anything_later():
+    handle = EventHandle("job", on_cancel=lambda: None)
+    progress = JobProgress(stage="paint", step=1, total=2, elapsed=0.1)
+    failed = JobFailed("cancelled", "The job was cancelled.")
+    for event in [JobQueued(1), progress, failed, progress, JobFailed("timeout", "late")]:
+        handle.push(event)
+    assert handle.finished
+    async with asyncio.timeout(HANG_S):
+        assert [event async for event in handle.events()] == [JobQueued(1), progress, failed]
+        # A reader that comes back after the end is not left waiting for ever.
+        assert [event async for event in handle.events()] == []
+
+
+async def test_cancelling_a_handle_asks_its_executor():
+    asked = []
+    handle = EventHandle("job", on_cancel=lambda: asked.append("job"))
+    await handle.cancel()
+    assert asked == ["job"] and not handle.finished
+
+
+async def test_a_limit_set_on_the_job_wins_over_the_default_and_is_reported():
+    fired = asyncio.Event()
+    outcomes = []
+
+    def on_timeout(outcome: JobFailed) -> None:
+        outcomes.append(outcome)
+        fired.set()
+
+    tracked = TrackedJob(make_job(timeout_s=0.05), EventHandle("job", lambda: None))
+    tracked.start_timeout(3600, on_timeout)
+    async with asyncio.timeout(HANG_S):
+        await fired.wait()
+    assert outcomes == [JobFailed("timeout", "The job took longer than 0.05 s.")]
+
+
+async def test_a_job_without_a_limit_of_its_own_gets_the_default_and_no_limit_without_one():
+    tracked = TrackedJob(make_job(), EventHandle("job", lambda: None))
+    tracked.start_timeout(None, lambda outcome: None)
+    assert tracked.timers == []
+    outcomes = []
+    tracked.start_timeout(0.01, outcomes.append)
+    assert len(tracked.timers) == 1
+    tracked.cancel_timers()
+    await asyncio.sleep(0.05)
+    assert outcomes == [] and tracked.timers == []
+
+
+def test_a_crash_report_counts_the_attempts():
+    assert crashed(1).kind == "crashed"
+    assert "crashed on this picture" in crashed(1).reason
+    assert "crashed twice" in crashed(2).reason
+    assert "crashed 3 times" in crashed(3).reason
