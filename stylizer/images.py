@@ -24,6 +24,8 @@ TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
 PLAIN_MODES = {"RGB", "RGBX", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"}
 SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+# VGG-19 halves the picture with four 2×2 max-pools before relu5_1: a thinner side pools down to nothing.
+MIN_PAINTABLE_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class ImageLimits:
     max_pixels: int = 40_000_000  # checked from the header, before decoding
     max_side: int = 4096  # longer images are scaled down to this
     max_bytes: int = 25 * MiB
-    min_side: int = 16  # after scaling; below this nothing recognisable can be painted
+    min_side: int = MIN_PAINTABLE_SIDE  # after scaling
 
 
 class InvalidImage(ValueError):
@@ -129,6 +131,21 @@ def _target_size(size: tuple[int, int], name: str, limits: ImageLimits) -> tuple
         raise InvalidImage(
             name, f"{name} is too small ({width}×{height}); both sides must be at least {limits.min_side} pixels.")
     return target
+
+
+def check_paintable(image: Image.Image, size: int, *, name: str) -> None:
+    """Raise ``InvalidImage`` if ``image``, resized so its longest side is ``size`` as stylize() resizes it,
+    would have a side under ``MIN_PAINTABLE_SIDE``: VGG cannot look at it, and no retry will change that."""
+    # The same arithmetic as stylizer.transfer.resize_longest, which this module cannot import (no torch here).
+    scale = size / max(image.size)
+    short_side = max(1, round(min(image.size) * scale))
+    if short_side >= MIN_PAINTABLE_SIDE:
+        return
+    if size < MIN_PAINTABLE_SIDE:
+        raise InvalidImage(name, f"{name} cannot be painted at {size} px: at least {MIN_PAINTABLE_SIDE} px needed.")
+    raise InvalidImage(
+        name, f"{name} is too long and thin to paint at {size} px: its short side would be {short_side} px "
+              f"(at least {MIN_PAINTABLE_SIDE} px needed).")
 
 
 def _sixteen_bit_to_l(image: Image.Image) -> Image.Image:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageFile
 
-from stylizer.images import ImageLimits, InvalidImage, image_info, load_image
+from stylizer.images import ImageLimits, InvalidImage, check_paintable, image_info, load_image
 from tests.hostile_images import (
     BOTTOM_LEFT,
     BOTTOM_RIGHT,
@@ -185,3 +185,41 @@ def test_image_info_does_not_need_the_pixel_data():
     png = encode(noise(200, 100), "PNG")
     assert image_info(png[:100]) == ("PNG", 200, 100)
     assert image_info(CORPUS["huge_png"].data) == ("PNG", 8000, 8000)
+
+
+def test_a_picture_too_thin_at_the_output_size_is_refused_naming_it_and_the_sizes():
+    banner = load_image(CORPUS["long_thin_png"].data, name="banner.png")
+    assert min(banner.size) >= 16  # load_image itself takes it: only at a small output size is it too thin
+    with pytest.raises(InvalidImage) as caught:
+        check_paintable(banner, 48, name="banner.png")
+    assert caught.value.name == "banner.png"
+    assert str(caught.value) == ("banner.png is too long and thin to paint at 48 px: its short side would be "
+                                 "1 px (at least 16 px needed).")
+
+
+@pytest.mark.parametrize("width, height", [(300, 100), (100, 300)])
+def test_paintable_means_a_short_side_of_at_least_16_px_after_resizing(width, height):
+    picture = Image.new("RGB", (width, height))
+    check_paintable(picture, 48, name="wide.png")  # 100 * 48 / 300 = 16
+    check_paintable(picture, 47, name="wide.png")  # 15.67 rounds to 16, as stylize() resizes it
+    with pytest.raises(InvalidImage, match="short side would be 15 px"):
+        check_paintable(picture, 46, name="wide.png")  # 15.33 rounds to 15
+
+
+def test_no_picture_is_paintable_below_16_px():
+    with pytest.raises(InvalidImage, match="square.png cannot be painted at 12 px"):
+        check_paintable(Image.new("RGB", (64, 64)), 12, name="square.png")
+
+
+@pytest.mark.parametrize("width, height", [(800, 16), (300, 100), (97, 33), (64, 64), (31, 200)])
+def test_paintable_agrees_with_the_size_stylize_paints_at(width, height):
+    from stylizer.transfer import resize_longest  # imported here: the rest of this file needs no torch
+
+    picture = Image.new("RGB", (width, height))
+    for size in range(16, 130, 3):
+        try:
+            check_paintable(picture, size, name="p.png")
+            refused = False
+        except InvalidImage:
+            refused = True
+        assert refused == (min(resize_longest(picture, size).size) < 16), (width, height, size)
