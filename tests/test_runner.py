@@ -90,6 +90,24 @@ def test_an_undecodable_upload_raises_invalid_image_naming_the_file(photos, rand
     assert failure.kind == "invalid_image" and "cat.gif" in failure.reason
 
 
+def banner_bytes(width: int = 800, height: int = 16) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 90, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_a_picture_too_thin_for_the_output_size_fails_as_invalid_image_naming_it(photos, random_vgg, role):
+    job = make_job(photos, size=48)
+    job = Job(**{**job.__dict__, role: banner_bytes(), f"{role}_name": "banner.png"})
+    with pytest.raises(InvalidImage) as caught:
+        run_job(job, random_vgg, device="cpu")
+    failure = job_failure(caught.value)
+    assert failure.kind == "invalid_image"
+    assert failure.reason == ("banner.png is too long and thin to paint at 48 px: its short side would be 1 px "
+                              "(at least 16 px needed).")
+
+
 def test_the_workers_own_pixel_limit_is_applied(photos, random_vgg):
     with pytest.raises(InvalidImage, match="megapixels"):
         run_job(make_job(photos, max_pixels=10_000), random_vgg, device="cpu")
@@ -115,6 +133,23 @@ def test_running_out_of_memory_once_retries_at_three_quarters_size(photos, rando
     assert sizes == [64, 48]
     assert max(done.image_size) == 48 and done.params["size"] == 48
     assert "48" in done.note and "memory" in done.note
+
+
+def test_no_memory_retry_at_a_size_too_small_for_the_picture(photos, random_vgg, monkeypatch):
+    sizes = []
+
+    def stylize_short_of_memory(*args, size, **kwargs):
+        sizes.append(size)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(runner_module, "stylize", stylize_short_of_memory)
+    job = make_job(photos, size=64)
+    # 200×50 at 64 px is 64×16, just paintable; three quarters of that (48×12) is not.
+    job = Job(**{**job.__dict__, "content": banner_bytes(200, 50), "content_name": "banner.png"})
+    with pytest.raises(torch.cuda.OutOfMemoryError) as caught:
+        run_job(job, random_vgg, device="cpu")
+    assert sizes == [64]
+    assert job_failure(caught.value).kind == "oom"  # the picture was fine at the size asked for
 
 
 def test_running_out_of_memory_twice_is_reported_as_oom(photos, random_vgg, monkeypatch):

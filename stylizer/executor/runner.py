@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from stylizer.executor.base import Job, JobDone, JobFailed, JobProgress
-from stylizer.images import ImageLimits, InvalidImage, load_image
+from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
 from stylizer.strip import encode_within, make_strip
 from stylizer.transfer import Cancelled, Progress, stylize
 
@@ -44,6 +44,9 @@ def run_job(
     limits = ImageLimits(max_pixels=options.max_pixels, max_side=options.max_input_side)
     content = load_image(job.content, name=job.content_name, limits=limits)
     style = load_image(job.style, name=job.style_name, limits=limits)
+    # Both are resized to the output's longest side, so either can be too thin for VGG's poolings.
+    check_paintable(content, options.size, name=job.content_name)
+    check_paintable(style, options.size, name=job.style_name)
     # A random seed is still reported, so that whoever liked the picture can paint it again.
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
 
@@ -94,6 +97,12 @@ def run_job(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         size = max(1, round(size * OOM_RETRY_SCALE))
+        try:
+            check_paintable(content, size, name=job.content_name)
+            check_paintable(style, size, name=job.style_name)
+        except InvalidImage as too_thin:
+            # The pictures were fine at the size asked for: the user should hear about memory, not about them.
+            raise torch.cuda.OutOfMemoryError(f"out of memory at {options.size} px; {too_thin}") from too_thin
         logger.warning("job %s ran out of GPU memory at %d px; retrying at %d px", job.job_id, options.size, size)
         result = paint(size)
         note = f"Rendered at {size} px instead of {options.size} px: the GPU ran out of memory."
