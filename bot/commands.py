@@ -90,8 +90,8 @@ class Actions:
             callback = await interaction.response.defer(thinking=True)
             try:
                 content_bytes, style_bytes = await asyncio.gather(self._fetch(content), self._fetch(style))
-                await asyncio.to_thread(self._validate, content_bytes, content_name)
-                await asyncio.to_thread(self._validate, style_bytes, style_name)
+                await asyncio.to_thread(self._validate, content_bytes, content_name, size)
+                await asyncio.to_thread(self._validate, style_bytes, style_name, size)
             except (DownloadError, ValueError) as error:
                 # InvalidImage is a ValueError whose text is written for the user.
                 logger.info("job %s refused: %s", job_id, error)
@@ -149,13 +149,15 @@ class Actions:
         return await download(self.bot.http_session, source.url, filename=source.filename,
                               max_bytes=self.config.limits.max_attachment_bytes, declared_size=source.size)
 
-    def _validate(self, data: bytes, name: str) -> None:
+    def _validate(self, data: bytes, name: str, size: int) -> None:
+        """Refuse now, before anything is queued, what the painter would refuse later."""
         # Imported here so that merely loading the bot does not pull in Pillow's plugins.
-        from stylizer.images import ImageLimits, load_image
+        from stylizer.images import ImageLimits, check_paintable, load_image
 
         limits = self.config.limits
-        load_image(data, name=name, limits=ImageLimits(max_pixels=limits.max_pixels, max_side=limits.max_input_side,
-                                                      max_bytes=limits.max_attachment_bytes))
+        image = load_image(data, name=name, limits=ImageLimits(
+            max_pixels=limits.max_pixels, max_side=limits.max_input_side, max_bytes=limits.max_attachment_bytes))
+        check_paintable(image, size, name=name)
 
     def _output_budget(self, interaction: discord.Interaction) -> int:
         # Two images go in one message; each gets half of what Discord lets this interaction upload.

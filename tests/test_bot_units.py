@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import subprocess
@@ -15,6 +16,7 @@ import aiohttp
 import discord
 import pytest
 from aiohttp import web
+from PIL import Image
 
 from bot import health, messages, views
 from bot.__main__ import RedactSecrets, parse_args, read_config
@@ -38,6 +40,7 @@ from stylizer.executor.base import (
     JobStarted,
     QueueFull,
 )
+from stylizer.images import InvalidImage
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB_ID = "0123456789abcdef0123456789abcdef"
@@ -256,9 +259,20 @@ async def test_download_stops_past_the_cap(cdn):
 
 async def test_download_stops_when_more_arrives_than_declared(cdn):
     cdn.files["liar.png"] = b"x" * 5000
-    with pytest.raises(DownloadError, match="liar.png turned out bigger than Discord said"):
+    with pytest.raises(DownloadError) as caught:
         await download(cdn.session, f"{cdn.url}/liar.png", filename="liar.png", max_bytes=10_000,
                        declared_size=2000)
+    # Not "I can take pictures up to 2000 bytes": the declared size is no limit of the bot's.
+    assert str(caught.value) == "liar.png turned out bigger than Discord said it was — please upload it again."
+
+
+async def test_a_download_past_the_real_limit_names_the_real_limit_whatever_was_declared(cdn):
+    cdn.files["huge.png"] = b"x" * 50_000
+    with pytest.raises(DownloadError) as caught:
+        await download(cdn.session, f"{cdn.url}/huge.png", filename="huge.png", max_bytes=10_000,
+                       declared_size=60_000)
+    assert str(caught.value).startswith("huge.png is ")
+    assert str(caught.value).endswith("; I can take pictures up to 10 KiB.")
 
 
 async def test_download_failure_is_one_friendly_line(cdn):
@@ -492,6 +506,17 @@ def test_attachments_are_checked_by_declared_type_and_size():
         "a.txt doesn't look like a picture — please attach a PNG, JPEG, WebP or GIF."
     assert "doesn't look like a picture" in actions._attachment_problem(
         AttachmentInfo("content", "u", 10, None, "mystery"))
+
+
+def test_intake_refuses_a_picture_too_thin_for_the_requested_size_naming_it():
+    actions = _actions()
+    buffer = io.BytesIO()
+    Image.new("RGB", (800, 16)).save(buffer, format="PNG")
+    with pytest.raises(InvalidImage) as caught:
+        actions._validate(buffer.getvalue(), "banner.png", 48)
+    assert str(caught.value) == ("banner.png is too long and thin to paint at 48 px: its short side would be "
+                                 "1 px (at least 16 px needed).")
+    actions._validate(buffer.getvalue(), "banner.png", 800)  # 800×16 as it is: paintable
 
 
 def test_each_result_image_gets_half_the_upload_limit():
