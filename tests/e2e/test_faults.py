@@ -32,7 +32,7 @@ CONFIG_OVERRIDES = {
     # One guild: without this the guild limit (4) would answer before the queue limit (also 4) could.
     "limits": {"per_guild_jobs": 10},
     # 64 px jobs stay in flight for a few seconds, so that a kill lands in the middle of one.
-    "style": {"steps": {"48": 6, "64": 40}},
+    "style": {"steps": {"48": 6, "64": 20}},
 }
 
 

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 VARIANTS = 3  # [style] variants in tests/e2e.config.toml
 # 64 px jobs get enough steps to stay in flight for a few seconds, so that Cancel meets a running job.
-CONFIG_OVERRIDES = {"style": {"steps": {"48": 6, "64": 30}}}
+CONFIG_OVERRIDES = {"style": {"steps": {"48": 6, "64": 20}}}
 STYLE_WEIGHT = re.compile(r"style weight ([0-9.e+]+)")
 
 

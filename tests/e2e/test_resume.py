@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 TOKEN_TTL_S = 8.0
 FAKE_OPTIONS = {"token_ttl": TOKEN_TTL_S}
 # The job must still be in flight when the bot is killed: 64 px jobs get enough steps for that.
-CONFIG_OVERRIDES = {"style": {"steps": {"48": 6, "64": 40}}}
+CONFIG_OVERRIDES = {"style": {"steps": {"48": 6, "64": 20}}}
 
 
 async def test_restart_after_the_token_died_posts_the_result_mentioning_the_user(fake: FakeDiscord,
