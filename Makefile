@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CONFIG ?= config.toml
+CONFIG ?=
 
 .PHONY: run test lint bench clean setup setup-dev
 
@@ -24,7 +24,7 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 run: setup
-	$(PY) -m bot --config $(CONFIG)
+	$(PY) -m bot $(if $(CONFIG),--config $(CONFIG))
 
 test: setup-dev
 	$(PY) -m pytest -ra
