@@ -38,7 +38,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_CONTENT_LAYERS = tuple(CONTENT_LAYERS)
 DEFAULT_STYLE_LAYERS = tuple(STYLE_LAYERS)
 # (fraction of the output size, fraction of the steps); levels smaller than MIN_LEVEL_SIDE are skipped.
-DEFAULT_SCHEDULE = ((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))
+DEFAULT_SCHEDULE = ((0.25, 0.1), (0.5, 0.15), (1.0, 0.75))
 HISTORY_BUDGET_BYTES = 2 * 2**30
 MIN_HISTORY = 3  # fewer pairs and L-BFGS degenerates into scaled gradient descent
 # Below this relu5_1 is a few pixels wide: measured at 128 px, a 64 px pass first cost more than it saved.
