@@ -1,17 +1,47 @@
-"""Neural style transfer (Gatys et al.) in PyTorch and Pillow."""
+"""Neural style transfer (Gatys et al.) in PyTorch and Pillow.
 
-from stylizer.images import ImageLimits, InvalidImage, load_image
-from stylizer.strip import encode_within, make_strip
-from stylizer.transfer import Cancelled, Progress, StylizeResult, stylize, variant_factors_for
-from stylizer.weights import (
-    CONTENT_LAYERS,
-    STYLE_LAYERS,
-    VGG19_HASH_PREFIX,
-    VGG19_URL,
-    WeightsUnavailable,
-    load_vgg19,
-    prefetch,
-)
+The re-exports are resolved on first use, so importing a torch-free submodule (stylizer.images,
+stylizer.executor.base) from the bot does not load torch into the bot process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stylizer.images import ImageLimits, InvalidImage, load_image
+    from stylizer.strip import encode_within, make_strip
+    from stylizer.transfer import Cancelled, Progress, StylizeResult, stylize, variant_factors_for
+    from stylizer.weights import (
+        CONTENT_LAYERS,
+        STYLE_LAYERS,
+        VGG19_HASH_PREFIX,
+        VGG19_URL,
+        WeightsUnavailable,
+        load_vgg19,
+        prefetch,
+    )
+
+_MODULE_OF = {
+    "ImageLimits": "stylizer.images",
+    "InvalidImage": "stylizer.images",
+    "load_image": "stylizer.images",
+    "encode_within": "stylizer.strip",
+    "make_strip": "stylizer.strip",
+    "Cancelled": "stylizer.transfer",
+    "Progress": "stylizer.transfer",
+    "StylizeResult": "stylizer.transfer",
+    "stylize": "stylizer.transfer",
+    "variant_factors_for": "stylizer.transfer",
+    "CONTENT_LAYERS": "stylizer.weights",
+    "STYLE_LAYERS": "stylizer.weights",
+    "VGG19_HASH_PREFIX": "stylizer.weights",
+    "VGG19_URL": "stylizer.weights",
+    "WeightsUnavailable": "stylizer.weights",
+    "load_vgg19": "stylizer.weights",
+    "prefetch": "stylizer.weights",
+}
 
 __all__ = [
     "CONTENT_LAYERS",
@@ -32,3 +62,16 @@ __all__ = [
     "stylize",
     "variant_factors_for",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stylizer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -617,8 +617,6 @@ def test_without_a_token_it_explains_what_to_set_and_exits_2(tmp_path):
         assert needed in text, needed
 
 
-@pytest.mark.xfail(strict=True, reason="stylizer/__init__.py imports stylizer.transfer (torch) eagerly; its "
-                   "re-exports must become lazy (module __getattr__) for the bot process to stay torch-free")
 def test_the_bot_process_never_imports_torch():
     # The painting happens in the executor's worker; torch in the bot would cost seconds and hundreds of MiB.
     code = ("import sys, bot.__main__, bot.app, bot.commands, stylizer.images\n"
