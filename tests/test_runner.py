@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from stylizer.executor import Job, JobOptions, JobProgress
+from stylizer.executor import ExecutorUnavailable, Job, JobDone, JobFailed, JobOptions, JobProgress
 from stylizer.executor import runner as runner_module
-from stylizer.executor.runner import job_failure, run_job
+from stylizer.executor.runner import job_failure, job_outcome, resolve_device, run_job
 from stylizer.images import InvalidImage
 from stylizer.transfer import Cancelled
 
@@ -169,3 +169,45 @@ def test_failures_are_told_in_words_a_user_can_read(caplog):
     assert failure.kind == "internal"
     assert "secret internal detail" not in failure.reason
     assert "secret internal detail" in caplog.text  # the detail goes to the log instead
+
+
+def test_job_outcome_hands_back_the_painting_or_the_failure_instead_of_raising(photos, random_vgg):
+    seen: list[JobProgress] = []
+    done = job_outcome(make_job(photos), random_vgg, device="cpu", on_progress=seen.append, progress_interval=0)
+    assert isinstance(done, JobDone) and max(decoded(done.image).size) == 48
+    assert [event.step for event in seen] == [1, 2, 3, 4]  # the options reach run_job
+
+    job = make_job(photos)
+    unreadable = Job(**{**job.__dict__, "style": b"GIF89a but not really", "style_name": "cat.gif"})
+    failure = job_outcome(unreadable, random_vgg, device="cpu")
+    assert isinstance(failure, JobFailed) and failure.kind == "invalid_image" and "cat.gif" in failure.reason
+
+    cancelled = job_outcome(make_job(photos, steps=1000), random_vgg, device="cpu", cancelled=lambda: True)
+    assert (cancelled.kind, cancelled.reason) == ("cancelled", "The job was cancelled.")
+
+
+def test_job_outcome_logs_an_unexpected_error_with_its_traceback(photos, random_vgg, monkeypatch, caplog):
+    def broken_stylize(*args, **kwargs):
+        raise KeyError("secret internal detail")
+
+    monkeypatch.setattr(runner_module, "stylize", broken_stylize)
+    with caplog.at_level(logging.ERROR, logger="stylizer.executor.runner"):
+        failure = job_outcome(make_job(photos), random_vgg, device="cpu")
+    assert failure.kind == "internal" and "secret internal detail" not in failure.reason
+    assert "Traceback" in caplog.text and "broken_stylize" in caplog.text
+
+
+@pytest.mark.parametrize("has_cuda, expected", [(True, "cuda"), (False, "cpu")])
+def test_auto_device_is_cuda_when_there_is_one(monkeypatch, has_cuda, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: has_cuda)
+    assert resolve_device("auto") == expected
+    assert resolve_device("cpu") == "cpu"
+
+
+def test_cuda_asked_for_without_cuda_is_refused_in_words(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ExecutorUnavailable, match=f'"{device}".*CUDA is not available'):
+            resolve_device(device)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("cuda:1") == "cuda:1"

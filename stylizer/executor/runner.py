@@ -1,6 +1,6 @@
 """One job, start to finish, inside whichever worker owns the GPU: bytes in, a JobDone out.
 
-Both executors call ``run_job`` in their worker, so decoding, painting, the strip, the byte budget and the
+Both executors call ``job_outcome`` in their worker, so decoding, painting, the strip, the byte budget and the
 out-of-memory retry behave the same wherever a job runs.
 """
 
@@ -16,7 +16,8 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from stylizer.executor.base import Job, JobDone, JobFailed, JobProgress
+from stylizer.executor._jobs import CANCELLED
+from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobProgress
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
 from stylizer.strip import encode_within, make_strip
 from stylizer.transfer import Cancelled, Progress, stylize
@@ -26,6 +27,26 @@ logger = logging.getLogger(__name__)
 PREVIEW_MAX_SIDE = 160
 # After running out of GPU memory the job is tried once more with each side scaled by this.
 OOM_RETRY_SCALE = 0.75
+
+
+def resolve_device(device: str) -> str:
+    """The torch device a worker paints on: "auto" picks CUDA when there is one; raises ExecutorUnavailable
+    for a CUDA device on a machine without CUDA, before any weights are loaded onto it."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ExecutorUnavailable(
+            f'The painter was told to use device "{device}", but CUDA is not available on this machine.'
+        )
+    return device
+
+
+def job_outcome(job: Job, net: torch.nn.Sequential, **run_options) -> JobDone | JobFailed:
+    """``run_job`` with its ``run_options``, but a failure comes back as the JobFailed to tell the user."""
+    try:
+        return run_job(job, net, **run_options)
+    except Exception as error:  # noqa: BLE001 - every failure is reported as a JobFailed
+        return job_failure(error)
 
 
 def run_job(
@@ -133,7 +154,7 @@ def job_failure(error: BaseException) -> JobFailed:
     if isinstance(error, InvalidImage):
         return JobFailed("invalid_image", str(error))
     if isinstance(error, Cancelled):
-        return JobFailed("cancelled", "The job was cancelled.")
+        return CANCELLED
     if isinstance(error, torch.cuda.OutOfMemoryError):
         return JobFailed(
             "oom", "The painter ran out of memory, even at a smaller size; try a smaller size or fewer variants."
