@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from stylizer.images import MIN_PAINTABLE_SIDE
 from stylizer.weights import CONTENT_LAYERS, LAYER_INDEX, STYLE_LAYERS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -89,10 +90,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def _longest_resized(size: tuple[int, int], side: int) -> tuple[int, int]:
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
 def resize_longest(image: Image.Image, side: int) -> Image.Image:
     """Resize so the longest side is ``side``, rounding like the referee so both see the same pixels."""
-    scale = side / max(image.size)
-    new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    new_size = _longest_resized(image.size, side)
     if new_size == image.size:
         return image
     return image.resize(new_size, Image.Resampling.LANCZOS)
@@ -361,9 +366,11 @@ class BatchedAdam:
         self.x.data.clamp_(self.low, self.high)
 
 
-def _levels(size: int, steps: int, schedule: Sequence[Sequence[float]]) -> list[tuple[int, int, float]]:
-    """(longest side, steps, scale) per level; too-small levels hand their steps to the next one, and the
-    full-size level always gets at least one step (the output is painted at the size it is delivered)."""
+def _levels(size: int, steps: int, schedule: Sequence[Sequence[float]],
+            too_thin: Callable[[int], bool] = lambda side: False) -> list[tuple[int, int, float]]:
+    """(longest side, steps, scale) per level; levels too small, or where ``too_thin(side)`` says an input
+    would be too thin for VGG, hand their steps to the next one, and the full-size level always gets at
+    least one step (the output is painted at the size it is delivered)."""
     if not schedule or abs(schedule[-1][0] - 1.0) > 1e-9:
         raise ValueError("the schedule's last level must have scale 1.0 (the output size)")
     total_share = sum(share for _, share in schedule)
@@ -373,7 +380,7 @@ def _levels(size: int, steps: int, schedule: Sequence[Sequence[float]]) -> list[
         cumulative_share += share
         side = round(size * scale)
         last = number == len(schedule) - 1
-        if not last and side < MIN_LEVEL_SIDE:
+        if not last and (side < MIN_LEVEL_SIDE or too_thin(side)):
             continue
         # Rounding the cumulative count, not each level's, keeps the total exact.
         end = steps if last else min(steps - 1, round(steps * cumulative_share / total_share))
@@ -481,7 +488,15 @@ def stylize(
     if preserve_colors:
         style_images = [luminance_only(image) for image in style_images]
     output = resize_longest(content, size)
-    levels = _levels(size, steps, schedule)
+
+    def too_thin(side: int) -> bool:
+        # A picture fine at the output size can be a few pixels thick at a coarse level, where VGG's
+        # pooling would fail; resized exactly as the level loop below resizes each input.
+        inputs = [(content.size, side)]
+        inputs += [(image.size, max(1, round(side * style_scale))) for image in style_images]
+        return any(min(_longest_resized(image_size, longest)) < MIN_PAINTABLE_SIDE for image_size, longest in inputs)
+
+    levels = _levels(size, steps, schedule, too_thin)
     total_steps = sum(level_steps for _, level_steps, _ in levels)
     if max_batch_pixels is None:
         # CPU: one image per pass keeps activations in cache-friendly sizes (5 x 256^2 in one pass costs
@@ -605,7 +620,8 @@ def stylize(
         "history_size": history_used or None,
         "target_loss": targets,
         "max_batch_pixels": max_batch_pixels,
-        "torch": torch.__version__,
+        # A TorchVersion would pickle as a torch class and load torch into the bot that unpickles the result.
+        "torch": str(torch.__version__),
     }
     return StylizeResult(
         images=images,

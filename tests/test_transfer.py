@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import subprocess
 import sys
 from pathlib import Path
 
@@ -83,6 +85,15 @@ def test_result_has_the_requested_size_variants_and_reproducible_params(random_v
     assert [set(losses) for losses in result.losses] == [{"content", "style", "tv", "total"}] * 5
     params = json.loads(json.dumps(result.params))
     assert params["seed"] == 0 and params["size"] == 40 and params["style_weights"] == result.style_weights
+
+
+def test_the_results_contents_unpickle_without_loading_torch(random_vgg, content, style):
+    # The worker sends them to the bot process, which must stay free of torch.
+    result = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, **WEIGHTS)
+    code = "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); print('torch' in sys.modules)"
+    unpickled = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(vars(result)), capture_output=True,
+                               timeout=60)
+    assert unpickled.stdout.strip() == b"False", unpickled.stderr.decode()
 
 
 def test_more_style_weight_gives_lower_style_and_higher_content_loss(random_vgg, content, style):
@@ -236,6 +247,19 @@ def test_coarse_stage_runs_first_at_half_size(random_vgg, content, style):
     assert [p.stage for p in stages] == ["coarse 1/2", "coarse 1/2", "fine"]
     assert [level["side"] for level in result.params["levels"]] == [128, 256]
     assert max(result.images[0].size) == 256
+
+
+@pytest.mark.parametrize("thin_input", ["content", "style"])
+def test_a_picture_too_thin_for_the_coarse_level_is_painted_at_full_size_only(random_vgg, content, style,
+                                                                             thin_input):
+    # 800x60 is 256x19 at the output size (paintable) but 128x10 at the half-size level, where VGG's
+    # pooling would run out of pixels: that level's steps go to the full-size one instead.
+    thin = content.resize((800, 60))
+    inputs = (thin, style) if thin_input == "content" else (content, thin)
+    result = stylize(*inputs, net=random_vgg, size=256, steps=3, variants=1, schedule=((0.5, 2), (1.0, 1)),
+                     **WEIGHTS)
+    assert [(level["side"], level["steps"]) for level in result.params["levels"]] == [(256, 3)]
+    assert result.images[0].size == ((256, 19) if thin_input == "content" else (256, 170))
 
 
 def test_blending_styles_mixes_their_targets(random_vgg, content, style, other_style):
