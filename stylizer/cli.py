@@ -21,7 +21,8 @@ examples:
   stylize photo.jpg style.jpg --weights vgg19-dcbb9e9d.pth -o out.png
       use a local copy of torchvision's vgg19 weights
 
-exit status: 0 done, 2 bad input (unreadable image, missing file, unusable weights), 1 anything else.
+exit status: 0 done, 2 bad input (unreadable image, missing file, picture too thin for --size, unusable
+weights, --device cuda without a GPU), 1 anything else.
 """
 
 # Random VGG features are orders of magnitude smaller than pretrained ones; these balance content and style.
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    from stylizer.images import InvalidImage, load_image
+    from stylizer.images import InvalidImage, check_paintable, load_image
     from stylizer.weights import WeightsUnavailable, load_vgg19, prefetch
 
     def bad_input(message: str) -> int:
@@ -122,9 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.variants < 1 or args.steps < 1 or args.size < 16:
         parser.error("--variants and --steps must be at least 1, --size at least 16")
 
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return bad_input("CUDA was asked for but PyTorch sees no GPU; use --device cpu or auto")
     try:
         content = load_image(args.content)
+        check_paintable(content, args.size, name=Path(args.content).name)
         styles = [load_image(path) for path in args.styles]
+        for path, style in zip(args.styles, styles, strict=True):
+            check_paintable(style, max(1, round(args.size * args.style_scale)), name=Path(path).name)
         net = load_vgg19(args.weights, progress=True)
     except (InvalidImage, WeightsUnavailable) as error:
         return bad_input(str(error))
@@ -134,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 def _paint(args, content, styles, net, bad_input) -> int:
     from tqdm import tqdm
 
-    from stylizer.strip import make_strip
+    from stylizer.strip import make_strip, variant_label
     from stylizer.transfer import Progress, stylize
 
     defaults = RANDOM_WEIGHTS_DEFAULTS if args.weights == "random" else PRETRAINED_DEFAULTS
@@ -171,7 +180,7 @@ def _paint(args, content, styles, net, bad_input) -> int:
 
     outputs = [(args.output, result.images[result.chosen])]
     if args.strip is not None:
-        labels = [f"×{weight / style_weight:g} ({weight:.2g})" for weight in result.style_weights]
+        labels = [variant_label(weight, style_weight) for weight in result.style_weights]
         outputs.append((args.strip, make_strip(result.images, labels, content=content, style=styles[0])))
     for path, image in outputs:
         try:

@@ -44,6 +44,11 @@ def _grid(count: int, columns: int | None) -> tuple[int, int]:
     return columns, math.ceil(count / columns)
 
 
+def variant_label(weight: float, chosen_weight: float) -> str:
+    """A variant's strip label: its style weight relative to the chosen one, then absolute ("×0.5 (5e+05)")."""
+    return f"×{weight / chosen_weight:g} ({weight:.2g})"
+
+
 def make_strip(images: Sequence[Image.Image], labels: Sequence[str], *, content: Image.Image | None = None,
                style: Image.Image | None = None, columns: int | None = None,
                title: str | None = None) -> Image.Image:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,10 @@ from stylizer.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stylizer", *args], cwd=REPO, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "stylizer", *args], cwd=REPO, capture_output=True, text=True, timeout=240,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -53,6 +55,24 @@ def test_garbage_weights_exit_2_with_one_line(tmp_path, photo, painting):
     garbage = tmp_path / "vgg19.pth"
     garbage.write_bytes(b"\x00garbage" * 100)
     assert_one_line_naming(run_cli(photo, painting, "--weights", str(garbage)), "vgg19.pth")
+
+
+@pytest.mark.parametrize("thin_input", ["content", "style"])
+def test_a_picture_too_thin_for_the_size_exits_2_with_one_line(tmp_path, photo, painting, thin_input):
+    thin = tmp_path / "long_thin.png"
+    Image.new("RGB", (400, 20), (90, 120, 200)).save(thin)  # 48x2 px at --size 48
+    inputs = (str(thin), painting) if thin_input == "content" else (photo, str(thin))
+    result = run_cli(*inputs, "--size", "48", "--weights", "random", "-o", str(tmp_path / "o.png"))
+    assert_one_line_naming(result, "long_thin.png")
+    assert "too long and thin" in result.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_cuda_without_a_gpu_exits_2_with_one_line(tmp_path, photo, painting):
+    # Hiding every GPU makes this machine one without CUDA, whatever it has.
+    result = run_cli(photo, painting, "--device", "cuda", "--weights", "random", "-o", str(tmp_path / "o.png"),
+                     env={"CUDA_VISIBLE_DEVICES": ""})
+    assert_one_line_naming(result, "CUDA was asked for but PyTorch sees no GPU; use --device cpu or auto")
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_a_good_run_writes_the_image_and_the_strip(tmp_path, photo, painting):

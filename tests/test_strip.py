@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylizer.strip import encode_within, make_strip
+from stylizer.strip import encode_within, make_strip, variant_label
 from tests.hostile_images import noise
 
 BACKGROUND = (255, 255, 255)
@@ -144,6 +144,11 @@ def test_a_title_goes_on_top():
     assert titled.height > plain.height
     assert ink_box(titled.crop((0, 0, titled.width, box_of(titled, COLOURS[0])[1]))) is not None
     assert ink_box(plain.crop((0, 0, plain.width, box_of(plain, COLOURS[0])[1]))) is None
+
+
+def test_a_variant_label_gives_the_weight_relative_to_the_chosen_one_then_absolute():
+    assert [variant_label(weight, 1e6) for weight in (2.5e5, 1e6, 4e6)] == [
+        "×0.25 (2.5e+05)", "×1 (1e+06)", "×4 (4e+06)"]
 
 
 def test_mixed_sizes_are_fitted_into_equal_tiles():
