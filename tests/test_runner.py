@@ -211,3 +211,15 @@ def test_cuda_asked_for_without_cuda_is_refused_in_words(monkeypatch):
             resolve_device(device)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("cuda:1") == "cuda:1"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="shows what a machine without CUDA says")
+async def test_a_local_worker_told_to_use_cuda_without_cuda_refuses_to_start_in_words():
+    from stylizer.executor.local import LocalExecutor
+
+    executor = LocalExecutor(weights="random", device="cuda")
+    try:
+        with pytest.raises(ExecutorUnavailable, match='"cuda", but CUDA is not available'):
+            await executor.start()
+    finally:
+        await executor.close()

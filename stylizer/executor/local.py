@@ -354,16 +354,15 @@ def _worker_main(weights, device, torch_threads, jobs, events, cancel_id) -> Non
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
     import torch
 
-    from stylizer.executor.runner import job_failure, run_job
+    from stylizer.executor.runner import job_outcome, resolve_device
     from stylizer.weights import WeightsUnavailable, load_vgg19
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(torch_threads or cores or 1)
     try:
+        device = resolve_device(device)
         net = load_vgg19(weights, device=device)
-    except WeightsUnavailable as error:
+    except (WeightsUnavailable, ExecutorUnavailable) as error:
         events.send(("load_failed", str(error)))
         return
     except Exception as error:  # noqa: BLE001 - any failure here means the painter cannot start
@@ -390,18 +389,15 @@ def _worker_main(weights, device, torch_threads, jobs, events, cancel_id) -> Non
         def send_progress(progress, dispatch_id=dispatch_id) -> None:
             events.send(("progress", dispatch_id, progress))
 
-        try:
-            outcome = run_job(
-                job,
-                net,
-                device=device,
-                on_progress=send_progress,
-                cancelled=cancelled,
-                progress_interval=progress_interval,
-                previews=previews,
-            )
-        except Exception as error:  # noqa: BLE001 - every failure is reported as a JobFailed
-            outcome = job_failure(error)
+        outcome = job_outcome(
+            job,
+            net,
+            device=device,
+            on_progress=send_progress,
+            cancelled=cancelled,
+            progress_interval=progress_interval,
+            previews=previews,
+        )
         try:
             events.send(("done" if isinstance(outcome, JobDone) else "failed", dispatch_id, outcome))
         except OSError:  # the bot is gone

@@ -74,16 +74,14 @@ class _Painter:
 
     def __init__(self, weights: str, device: str, progress_interval_s: float, previews: bool) -> None:
         import ray
-        import torch
 
+        from stylizer.executor.runner import resolve_device
         from stylizer.weights import load_vgg19
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._device = device
+        self._device = resolve_device(device)
         self._progress_interval_s = progress_interval_s
         self._previews = previews
-        self._net = load_vgg19(weights, device=device)
+        self._net = load_vgg19(weights, device=self._device)
         self._name = ray.get_runtime_context().get_actor_name() or "replica"
         # Serve counts a cancelled request as finished at once; this lock keeps the next job off the replica
         # until the cancelled optimisation has actually returned.
@@ -91,7 +89,7 @@ class _Painter:
         self._history: deque[ReplicaRecord] = deque(maxlen=64)
 
     async def paint(self, job: Job) -> AsyncIterator[_ReplicaStarted | JobEvent]:
-        from stylizer.executor.runner import job_failure, run_job
+        from stylizer.executor.runner import job_outcome
 
         async with self._idle:
             loop = asyncio.get_running_loop()
@@ -104,18 +102,15 @@ class _Painter:
                 loop.call_soon_threadsafe(events.put_nowait, progress)
 
             def work() -> None:
-                try:
-                    outcome = run_job(
-                        job,
-                        self._net,
-                        device=self._device,
-                        on_progress=on_progress,
-                        cancelled=stop.is_set,
-                        progress_interval=self._progress_interval_s,
-                        previews=self._previews,
-                    )
-                except Exception as error:  # noqa: BLE001 - every failure is reported as a JobFailed
-                    outcome = job_failure(error)
+                outcome = job_outcome(
+                    job,
+                    self._net,
+                    device=self._device,
+                    on_progress=on_progress,
+                    cancelled=stop.is_set,
+                    progress_interval=self._progress_interval_s,
+                    previews=self._previews,
+                )
                 loop.call_soon_threadsafe(events.put_nowait, outcome)
 
             # Off the replica's event loop, which must stay free to hear a cancellation.
