@@ -435,8 +435,10 @@ def stylize(
 ) -> StylizeResult:
     """Paint ``content`` in the style of ``styles``, once per style-weight variant, all in one batch.
 
-    ``steps`` counts L-BFGS iterations (one VGG forward and backward of the batch each) over all levels of
-    ``schedule``: pairs (fraction of ``size``, share of the steps), coarse to fine, ending at scale 1.
+    ``steps`` counts optimiser steps (one VGG forward and backward of the batch each) over all levels of
+    ``schedule``: pairs (fraction of ``size``, share of the steps), coarse to fine, ending at scale 1. A coarse
+    level under ``MIN_LEVEL_SIDE``, or where the content or a style would be thinner than
+    ``MIN_PAINTABLE_SIDE``, is skipped and its steps go to the next level.
     Variant ``i`` uses ``style_weight * factors[i]``; factors default to ``variant_factors_for(variants)`` and
     ``chosen`` is the variant whose factor is (closest to) 1. Several styles blend their Gram targets with
     ``style_blend`` (normalised; equal shares by default); ``style_scale`` sizes each style relative to the
