@@ -1,4 +1,4 @@
-"""One job, start to finish, inside whichever worker owns the GPU: bytes in, a JobDone out.
+"""One job, start to finish, inside whichever worker owns the GPU: bytes in, a JobDone or JobFailed out.
 
 Both executors call ``job_outcome`` in their worker, so decoding, painting, the strip, the byte budget and the
 out-of-memory retry behave the same wherever a job runs.
@@ -19,7 +19,7 @@ from PIL import Image
 from stylizer.executor._jobs import CANCELLED
 from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobProgress
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
-from stylizer.strip import encode_within, make_strip
+from stylizer.strip import encode_within, make_strip, variant_label
 from stylizer.transfer import Cancelled, Progress, stylize
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def run_job(
         result = paint(size)
         note = f"Rendered at {size} px instead of {options.size} px: the GPU ran out of memory."
 
-    labels = [_variant_label(weight, options.style_weight) for weight in result.style_weights]
+    labels = [variant_label(weight, options.style_weight) for weight in result.style_weights]
     strip = make_strip(result.images, labels, content=content, style=style)
     image_bytes, image_ext = encode_within(result.images[result.chosen], options.output_max_bytes)
     strip_bytes, strip_ext = encode_within(strip, options.output_max_bytes)
@@ -161,10 +161,6 @@ def job_failure(error: BaseException) -> JobFailed:
         )
     logger.error("job failed unexpectedly", exc_info=error)
     return JobFailed("internal", "Something went wrong while painting; the details are in the bot's log.")
-
-
-def _variant_label(weight: float, base_weight: float) -> str:
-    return f"×{weight / base_weight:g} ({weight:.2g})"
 
 
 def _encode_preview(image: Image.Image) -> bytes:
