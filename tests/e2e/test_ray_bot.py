@@ -44,3 +44,7 @@ async def test_stylize_and_more_style_through_ray_serve(fake: FakeDiscord, bot: 
     assert "Strength 6/10" in second.content, second.content
     weights = [float(STYLE_WEIGHT.search(m.content).group(1)) for m in (first, second)]
     assert weights[1] > weights[0]
+    # Both pictures were painted by a Serve replica, not by a local worker the bot fell back to.
+    log = bot.log()
+    assert "executor RayExecutor started" in log
+    assert log.count("started on SERVE_REPLICA::stylebot") >= 2, bot.log_tail()
