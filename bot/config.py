@@ -98,7 +98,8 @@ class Config:
     bot: BotConfig = field(default_factory=BotConfig)
 
     def steps_for(self, size: int) -> int:
-        return self.style.steps[size]
+        # A job journaled before the sizes were reconfigured may ask for a size no longer listed.
+        return self.style.steps.get(size, max(self.style.steps.values()))
 
 
 SECTIONS: dict[str, type] = {f.name: get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)}

@@ -145,7 +145,7 @@ def job_options(bot: StyleBot, record: JobRecord) -> JobOptions:
         tv_weight=style.tv_weight,
         variants=options["variants"],
         size=options["size"],
-        steps=bot.config.steps_for(options["size"]) if options["size"] in style.steps else max(style.steps.values()),
+        steps=bot.config.steps_for(options["size"]),
         seed=options["seed"],
         preserve_colors=options["preserve_colors"],
         output_max_bytes=options["output_max_bytes"],

@@ -121,6 +121,7 @@ def test_steps_table_keys_become_sizes():
     config = parse_config({"style": {"sizes": [64, 128], "default_size": 64, "steps": {"64": 5, "128": 9}}}, {})
     assert config.steps_for(64) == 5
     assert config.steps_for(128) == 9
+    assert config.steps_for(4096) == 9, "a size no longer configured gets the most steps configured"
 
 
 def test_e2e_config_is_small_and_random():
