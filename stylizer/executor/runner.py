@@ -65,9 +65,13 @@ def run_job(
     limits = ImageLimits(max_pixels=options.max_pixels, max_side=options.max_input_side)
     content = load_image(job.content, name=job.content_name, limits=limits)
     style = load_image(job.style, name=job.style_name, limits=limits)
-    # Both are resized to the output's longest side, so either can be too thin for VGG's poolings.
-    check_paintable(content, options.size, name=job.content_name)
-    check_paintable(style, options.size, name=job.style_name)
+
+    def check_both_paintable(size: int) -> None:
+        # Both are resized to the output's longest side, so either can be too thin for VGG's poolings.
+        check_paintable(content, size, name=job.content_name)
+        check_paintable(style, size, name=job.style_name)
+
+    check_both_paintable(options.size)
     # A random seed is still reported, so that whoever liked the picture can paint it again.
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
 
@@ -119,8 +123,7 @@ def run_job(
             torch.cuda.empty_cache()
         size = max(1, round(size * OOM_RETRY_SCALE))
         try:
-            check_paintable(content, size, name=job.content_name)
-            check_paintable(style, size, name=job.style_name)
+            check_both_paintable(size)
         except InvalidImage as too_thin:
             # The pictures were fine at the size asked for: the user should hear about memory, not about them.
             raise torch.cuda.OutOfMemoryError(f"out of memory at {options.size} px; {too_thin}") from too_thin
