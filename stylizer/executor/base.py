@@ -7,14 +7,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from stylizer.strength import DEFAULT_STRENGTH
+
 FailureKind = Literal["invalid_image", "cancelled", "timeout", "oom", "crashed", "unavailable", "internal"]
 
 
 @dataclass(frozen=True)
 class JobOptions:
-    """Everything the painter needs besides the two images; all of it ends up in the result's params."""
+    """Everything the painter needs besides the two images; all of it ends up in the result's params.
 
-    style_weight: float
+    The painter paints ``variants`` neighbouring strengths around ``strength`` (``strength.strip_strengths``);
+    ``style_weight`` is the experts' raw weight at ``strength`` (None: the stylizer's balance for the pair).
+    """
+
+    strength: int = DEFAULT_STRENGTH
+    style_weight: float | None = None
     content_weight: float = 1.0
     tv_weight: float = 0.0
     variants: int = 5
@@ -72,8 +79,9 @@ class JobDone:
     strip_ext: str
     image_size: tuple[int, int]  # (width, height) of the chosen variant
     strip_size: tuple[int, int]
+    strengths: tuple[int, ...]  # one per variant, in strip order (the tiles' labels)
     style_weights: tuple[float, ...]  # one per variant, in strip order
-    chosen: int  # index into style_weights of the image in ``image``
+    chosen: int  # index into strengths / style_weights of the image in ``image``
     seconds: float  # painting time, not counting the wait in the queue
     params: dict = field(default_factory=dict)  # every parameter used, enough to reproduce the result
     note: str | None = None  # something the user should know, e.g. "rendered smaller after running out of memory"

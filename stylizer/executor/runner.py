@@ -19,7 +19,14 @@ from PIL import Image
 from stylizer.executor._jobs import CANCELLED
 from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobProgress
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
-from stylizer.strip import encode_within, make_strip, variant_label
+from stylizer.strength import (
+    BALANCED_STYLE_WEIGHT,
+    check_strength,
+    strength_label,
+    strip_strengths,
+    style_factor,
+)
+from stylizer.strip import encode_within, make_strip
 from stylizer.transfer import Cancelled, Progress, stylize
 
 logger = logging.getLogger(__name__)
@@ -72,6 +79,10 @@ def run_job(
         check_paintable(style, size, name=job.style_name)
 
     check_both_paintable(options.size)
+    strengths = strip_strengths(check_strength(options.strength), options.variants)
+    style_weight = options.style_weight
+    if style_weight is None:
+        style_weight = BALANCED_STYLE_WEIGHT * style_factor(options.strength)
     # A random seed is still reported, so that whoever liked the picture can paint it again.
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
 
@@ -96,10 +107,10 @@ def run_job(
             net=net,
             size=size,
             steps=options.steps,
-            style_weight=options.style_weight,
+            style_weight=style_weight,
             content_weight=options.content_weight,
             tv_weight=options.tv_weight,
-            variants=options.variants,
+            variant_factors=[style_factor(strength, options.strength) for strength in strengths],
             seed=seed,
             preserve_colors=options.preserve_colors,
             device=device,
@@ -131,8 +142,7 @@ def run_job(
         result = paint(size)
         note = f"Rendered at {size} px instead of {options.size} px: the GPU ran out of memory."
 
-    labels = [variant_label(weight, options.style_weight) for weight in result.style_weights]
-    strip = make_strip(result.images, labels, content=content, style=style)
+    strip = make_strip(result.images, [strength_label(s) for s in strengths], content=content, style=style)
     image_bytes, image_ext = encode_within(result.images[result.chosen], options.output_max_bytes)
     strip_bytes, strip_ext = encode_within(strip, options.output_max_bytes)
     params = {**dataclasses.asdict(options), **result.params}
@@ -144,6 +154,7 @@ def run_job(
         # What the user receives: encode_within may have had to shrink an image to fit the budget.
         image_size=_encoded_size(image_bytes),
         strip_size=_encoded_size(strip_bytes),
+        strengths=strengths,
         style_weights=tuple(float(weight) for weight in result.style_weights),
         chosen=result.chosen,
         seconds=time.perf_counter() - started,

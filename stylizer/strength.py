@@ -1,0 +1,49 @@
+"""Strength, the one knob users turn: 1 (a hint of the painting) to 10 (mostly painting).
+
+Strengths are whole steps on one lattice: each step doubles the style weight, and a strip of N variants is N
+neighbouring steps. So "Less style" / "More style" on a result lands on a strength its strip already painted,
+and a tile's label, a button's label and a request's strength are the same number. No torch here: the bot
+imports this module.
+"""
+
+from __future__ import annotations
+
+MIN_STRENGTH = 1
+MAX_STRENGTH = 10
+DEFAULT_STRENGTH = 5
+# The style weight at DEFAULT_STRENGTH until the stylizer calibrates the balance per picture pair: content 1,
+# style 1e5 balances on real ImageNet VGG features (../shared/weights/README.md).
+BALANCED_STYLE_WEIGHT = 1e5
+
+
+def check_strength(strength: int) -> int:
+    if not MIN_STRENGTH <= strength <= MAX_STRENGTH:
+        raise ValueError(f"strength must be between {MIN_STRENGTH} and {MAX_STRENGTH}, not {strength}")
+    return strength
+
+
+def style_factor(strength: int, relative_to: int = DEFAULT_STRENGTH) -> float:
+    """How many times the style weight of ``relative_to`` the strength ``strength`` carries."""
+    return 2.0 ** (strength - relative_to)
+
+
+def strip_strengths(strength: int, variants: int) -> tuple[int, ...]:
+    """``variants`` neighbouring strengths around ``strength``, shifted to stay within 1..10 (a strip for
+    strength 1 shows 1..5), so every tile is a strength a user can ask for."""
+    check_strength(strength)
+    if not 1 <= variants <= MAX_STRENGTH - MIN_STRENGTH + 1:
+        raise ValueError(f"variants must be between 1 and {MAX_STRENGTH - MIN_STRENGTH + 1}, not {variants}")
+    first = strength - (variants - 1) // 2
+    first = max(MIN_STRENGTH, min(first, MAX_STRENGTH - variants + 1))
+    return tuple(range(first, first + variants))
+
+
+def step_strength(strength: int, delta: int) -> int | None:
+    """The strength one button press away, or None when it would leave the allowed range."""
+    stepped = strength + delta
+    return stepped if MIN_STRENGTH <= stepped <= MAX_STRENGTH else None
+
+
+def strength_label(strength: int) -> str:
+    """A tile's label in the strip; the bot's buttons name the same number."""
+    return f"Strength {strength}"
