@@ -17,6 +17,7 @@ from discord import app_commands
 from PIL import Image
 
 from tests.fakediscord import EPHEMERAL, LOADING, FakeDiscord, UnknownRequestError
+from tests.fakediscord import permissions as perms
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -480,7 +481,8 @@ async def test_start_stop_kill_and_restart_a_bot_process(fake: FakeDiscord, tmp_
     (tmp_path / "bot" / "__main__.py").write_text(STAND_IN_BOT)
     config = tmp_path / "config.toml"
     config.write_text("")
-    bot = await fake.start_bot(config, log_path=tmp_path / "bot.log", cwd=tmp_path)
+    # PYTHONPATH first: a developer's PYTHONPATH=$PWD would otherwise put the real bot ahead of the stand-in.
+    bot = await fake.start_bot(config, env={"PYTHONPATH": str(tmp_path)}, log_path=tmp_path / "bot.log", cwd=tmp_path)
     await fake.wait_for_bot_ready(timeout=30, commands=("hello",))
     first = await fake.slash_command("hello")
     first_reply = await first.wait_final(timeout=10)
@@ -615,5 +617,135 @@ async def test_editing_an_ephemeral_deferral_keeps_it_ephemeral(fake: FakeDiscor
         assert final.content == "only you can see this" and final.ephemeral and not final.loading
         assert [m.content for m in fake.visible_messages(user="bob")] == []
         assert [m.content for m in fake.visible_messages(user="alice")] == ["only you can see this"]
+    finally:
+        await stop_client(client, task)
+
+
+async def test_channel_permissions_refuse_what_the_bot_may_not_do(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        art = client.get_channel(int(fake.channel("art")["id"]))
+        general = client.get_channel(int(fake.channel("general")["id"]))
+        await art.send("allowed")
+        await fake.set_permissions("art", deny=perms.SEND_MESSAGES)
+        # discord.py's cache learns the overwrite from CHANNEL_UPDATE, as a bot checking before sending would.
+        await fake.wait_until(lambda: not art.permissions_for(art.guild.me).send_messages, 5)
+        with pytest.raises(discord.Forbidden) as refused:
+            await art.send("not allowed")
+        assert refused.value.code == 50013 and refused.value.status == 403
+        assert [m.content for m in fake.visible_messages("art")] == ["allowed"]
+
+        interaction = await fake.slash_command("tools", options={"echo": {"text": "hi"}}, channel="art", user="bob")
+        app_permissions = int(interaction.payload["app_permissions"])
+        assert app_permissions == fake.permissions_for("art")
+        assert app_permissions & perms.VIEW_CHANNEL and not app_permissions & perms.SEND_MESSAGES
+        assert not app_permissions & perms.ATTACH_FILES  # implicitly denied without Send Messages
+        assert int(interaction.payload["member"]["permissions"]) == fake.permissions_for("art", "bob")
+        assert fake.permissions_for("art", "bob") & perms.SEND_MESSAGES  # the overwrite was for the bot only
+        assert (await interaction.wait_final(timeout=10)).content == "hi"  # responses need no channel permission
+
+        await fake.set_permissions("general", deny=perms.ATTACH_FILES, target="stylebot")  # the bot's role
+        await general.send("text is fine")
+        with pytest.raises(discord.Forbidden) as refused:
+            await general.send("with a file", file=discord.File(io.BytesIO(b"x"), "x.txt"))
+        assert refused.value.code == 50013
+        await fake.set_permissions("general", allow=perms.ATTACH_FILES)  # a member overwrite beats the role's
+        await general.send("now with a file", file=discord.File(io.BytesIO(b"x"), "x.txt"))
+
+        await fake.set_permissions("general", deny=perms.VIEW_CHANNEL, target="@everyone")
+        # An @everyone overwrite beats the roles' guild-wide bits; alice owns the guild and sees everything.
+        assert fake.permissions_for("general") == 0 and fake.permissions_for("general", "alice") == perms.ALL
+        with pytest.raises(discord.Forbidden) as hidden:
+            await general.send("invisible")
+        assert hidden.value.code == 50001  # Discord answers "Missing Access" for a channel the bot cannot see
+        with pytest.raises(discord.Forbidden):
+            await client.fetch_channel(general.id)
+        await fake.set_permissions("general", allow=perms.VIEW_CHANNEL | perms.SEND_MESSAGES)
+        await general.send("let in by its own overwrite")
+        await fake.set_permissions("general")  # overwrite removed
+        assert fake.permissions_for("general") == 0
+        assert [m.content for m in fake.visible_messages("general")] == [
+            "text is fine", "now with a file", "let in by its own overwrite"]
+
+        await fake.set_role_permissions("stylebot", perms.ADMINISTRATOR)
+        assert fake.permissions_for("general") == perms.ALL
+        await general.send("administrators see everything")
+    finally:
+        await stop_client(client, task)
+
+
+async def test_threads_and_forum_posts_are_channels(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        thread = await fake.add_thread("general", "critique")
+        await fake.wait_until(lambda: client.get_channel(int(thread["id"])) is not None, 5)
+        cached = client.get_channel(int(thread["id"]))
+        assert isinstance(cached, discord.Thread) and cached.parent.name == "general"
+        interaction = await fake.slash_command("tools", options={"echo": {"text": "in thread"}},
+                                               channel=thread["id"])
+        await interaction.wait_final(timeout=10)
+        assert [m.content for m in fake.visible_messages(thread["id"])] == ["in thread"]
+        assert fake.visible_messages("general") == []
+
+        await cached.send("thread reply")
+        await fake.set_permissions("general", deny=perms.SEND_MESSAGES_IN_THREADS)
+        assert not int((await fake.slash_command("tools", options={"echo": {"text": "x"}}, channel=thread["id"])
+                        ).payload["app_permissions"]) & perms.SEND_MESSAGES_IN_THREADS
+        with pytest.raises(discord.Forbidden) as refused:
+            await cached.send("no threads for you")
+        assert refused.value.code == 50013
+        await client.get_channel(int(fake.channel("general")["id"])).send("the channel itself is fine")
+        await fake.set_permissions("general")
+
+        archived = await fake.add_thread("art", "old", archived=True)
+        locked = await fake.add_thread("art", "closed", archived=True, locked=True)
+        await fake.wait_until(lambda: client.get_channel(int(locked["id"])) is not None, 5)
+        await client.get_channel(int(archived["id"])).send("revived")
+        assert archived["thread_metadata"]["archived"] is False
+        with pytest.raises(discord.HTTPException) as closed:
+            await client.get_channel(int(locked["id"])).send("nope")
+        assert closed.value.code == 50083
+
+        gallery = await fake.add_channel("gallery", forum=True)
+        await fake.wait_until(lambda: client.get_channel(int(gallery["id"])) is not None, 5)
+        forum = client.get_channel(int(gallery["id"]))
+        assert isinstance(forum, discord.ForumChannel)
+        created = await forum.create_thread(name="My painting", content="look",
+                                            file=discord.File(io.BytesIO(b"png?"), "p.png"))
+        assert created.thread.parent_id == forum.id and created.message.id == created.thread.id
+        [starter] = fake.visible_messages(created.thread.id)
+        assert starter.content == "look" and starter.files == [("p.png", b"png?")]
+
+        post, opener = await fake.forum_post("gallery", "Feedback please", "what do you think?", user="bob")
+        assert opener.id == int(post["id"]) and post["parent_id"] == gallery["id"] and post["type"] == 11
+        posted = await fake.slash_command("tools", options={"echo": {"text": "nice"}}, channel=post["id"])
+        await posted.wait_final(timeout=10)
+        assert [m.content for m in fake.visible_messages(post["id"])] == ["what do you think?", "nice"]
+
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+            url = f"{fake.api_base}/channels/{gallery['id']}/messages"
+            async with session.post(url, json={"content": "straight into the forum"}) as response:
+                assert response.status == 400 and (await response.json())["code"] == 50008
+    finally:
+        await stop_client(client, task)
+
+
+async def test_direct_messages_from_and_to_the_bot(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        bob = await client.fetch_user(int(fake.users["bob"]["id"]))
+        await bob.send("hello bob")
+        dm = fake.dm_channel("bob")
+        assert [m.content for m in fake.visible_messages(dm["id"], user="bob")] == ["hello bob"]
+
+        interaction = await fake.slash_command("tools", options={"echo": {"text": "private"}}, channel=dm["id"],
+                                               user="bob")
+        assert interaction.payload["context"] == 1 and "guild_id" not in interaction.payload
+        assert int(interaction.payload["app_permissions"]) == perms.DM_PERMISSIONS
+        await interaction.wait_final(timeout=10)
+        assert [m.content for m in fake.visible_messages(dm["id"], user="bob")] == ["hello bob", "private"]
     finally:
         await stop_client(client, task)
