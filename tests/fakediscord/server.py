@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -14,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import limits, spec
 from . import permissions as perms
 from .bot_process import BotProcess
 from .gateway import INVALID_SESSION, RECONNECT, Gateway
@@ -33,10 +36,6 @@ GUILDS_INTENT = 1 << 0
 GUILD_MESSAGES_INTENT = 1 << 9
 DIRECT_MESSAGES_INTENT = 1 << 12
 MESSAGE_CONTENT_INTENT = 1 << 15
-MAX_CONTENT = 2000
-MAX_EMBEDS = 10
-MAX_ATTACHMENTS = 10
-MAX_ACTION_ROWS = 5
 
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD, CHANNEL_FORUM = 0, 1, 11, 12, 15
 THREAD_TYPES = (10, CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD)
@@ -71,6 +70,19 @@ class RequestRecord:
 
 
 @dataclass
+class Refusal:
+    """A request the fake refused as Discord would (any DiscordError answer: 4xx with a JSON code)."""
+
+    method: str
+    path: str
+    status: int
+    code: int
+    message: str
+    errors: dict[str, Any] | None
+    time: float
+
+
+@dataclass
 class Injection:
     method: str
     pattern: re.Pattern[str]
@@ -88,6 +100,13 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
         status=status,
         headers={"Content-Type": "application/json", **(headers or {})},
     )
+
+
+def _json_or_refuse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise DiscordError(400, 50109, "The request body contains invalid JSON.") from None
 
 
 def _field_error(name: str, message: str, code: str = "BASE_TYPE_INVALID") -> dict[str, Any]:
@@ -114,12 +133,16 @@ class FakeDiscord:
         attachment_size_limit: int = 10 * 1024 * 1024,
         heartbeat_interval_ms: int = 41250,
         allow_unknown: bool = False,
+        cdn_url_ttl: float = 24 * 3600,
     ) -> None:
         self.token = token or f"fake.{secrets.token_urlsafe(24)}"
         self.interaction_deadline = interaction_deadline
         self.token_ttl = token_ttl
         self.attachment_size_limit = attachment_size_limit
         self.allow_unknown = allow_unknown
+        self.cdn_url_ttl = cdn_url_ttl
+        self._cdn_secret = secrets.token_bytes(16)
+        self._cdn_clock_offset = 0.0
 
         self.application_id = snowflake()
         self.application_flags = 0
@@ -132,6 +155,7 @@ class FakeDiscord:
         self.requests: list[RequestRecord] = []
         self.unknown_requests: list[dict[str, Any]] = []
         self.server_errors: list[str] = []
+        self.refusals: list[Refusal] = []
         self.global_commands: dict[str, dict[str, Any]] = {}
         self.guild_commands: dict[int, dict[str, dict[str, Any]]] = {}
         self.command_syncs = 0
@@ -157,6 +181,7 @@ class FakeDiscord:
         app.router.add_get("/", self.gateway.handle)
         app.router.add_get("/resume/", self.gateway.handle)
         app.router.add_get("/attachments/{file_id}/{filename}", self._serve_file)
+        app.router.add_get("/ephemeral-attachments/{file_id}/{filename}", self._serve_file)
         app.router.add_route("*", "/api/v{version:\\d+}/{tail:.*}", self._api)
         app.router.add_route("*", "/{tail:.*}", self._unrouted)
         # A short shutdown: a test must not wait a minute for a slow-mode download nobody reads any more.
@@ -461,6 +486,7 @@ class FakeDiscord:
         served_content_type: str | None = None,
         chunk_size: int = 16 * 1024,
         chunk_delay: float = 0.2,
+        flags: int = 0,
     ) -> dict[str, Any]:
         """Register bytes on the fake CDN and return the attachment payload Discord would put in an interaction.
 
@@ -468,25 +494,47 @@ class FakeDiscord:
         (defaults to the same). Modes: "normal"; "slow" (chunks of `chunk_size` every `chunk_delay` s);
         "truncated" (Content-Length of the whole file, connection closed after half of it);
         "lying_size" (the payload's size is a tenth of the real one unless `declared_size` says otherwise);
-        "gone" (the CDN answers 404, as for an expired link).
+        "gone" (the CDN answers 404, as for an expired link). `content_type=""`: the payload has none, as
+        Discord sends when it cannot tell (also for a name without a known extension). `flags`: attachment
+        flags (a SPOILER_ name adds IS_SPOILER). Links are signed and expire (`cdn_url_ttl`).
         """
         if mode not in ("normal", "slow", "truncated", "lying_size", "gone"):
             raise ValueError(f"unknown attachment mode {mode!r}")
         if mode == "lying_size" and declared_size is None:
             declared_size = max(1, len(data) // 10)
-        stored = self._store_file(filename, data, content_type or guess_content_type(filename))
-        stored.mode = mode
+        stored = self._store_file(filename, data, guess_content_type(filename) if content_type is None
+                                  else content_type or None)
+        stored.mode, stored.flags = mode, flags
         stored.declared_size = declared_size
         stored.served_content_type = served_content_type
         stored.chunk_size, stored.chunk_delay = chunk_size, chunk_delay
         return stored.attachment_payload()
 
-    def _store_file(self, filename: str, data: bytes, content_type: str) -> StoredFile:
+    def _store_file(self, filename: str, data: bytes, content_type: str | None) -> StoredFile:
         file_id = snowflake()
         url = f"{self.base_url}/attachments/{file_id}/{filename}"
-        stored = StoredFile(id=file_id, filename=filename, data=data, url=url, content_type=content_type)
+        stored = StoredFile(id=file_id, filename=filename, data=data, url=url, content_type=content_type,
+                            sign=self._sign_cdn_url)
         self.files[file_id] = stored
         return stored
+
+    def _cdn_now(self) -> float:
+        return time.time() + self._cdn_clock_offset
+
+    def _cdn_signature(self, path: str, expires: str) -> str:
+        return hmac.new(self._cdn_secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def _sign_cdn_url(self, url: str) -> str:
+        """Discord's signed CDN link: `ex` (expiry) and `is` (issue) as hex Unix seconds, `hm` the signature."""
+        issued = int(self._cdn_now())
+        expires = f"{issued + int(self.cdn_url_ttl):x}"
+        path = "/" + url.split("/", 3)[3]
+        return f"{url}?ex={expires}&is={issued:x}&hm={self._cdn_signature(path, expires)}&"
+
+    def advance_cdn_clock(self, seconds: float) -> None:
+        """Let CDN time pass: links issued more than `cdn_url_ttl` s before the new time answer 404.
+        Payloads made afterwards (e.g. a message fetched again) carry fresh links, as on Discord."""
+        self._cdn_clock_offset += seconds
 
     def cdn_fetches(self, attachment: dict[str, Any]) -> int:
         """How many times the CDN served (or started serving) this attachment."""
@@ -657,7 +705,9 @@ class FakeDiscord:
                                                              acting)})
                 continue
             if kind == OPTION_ATTACHMENT:
-                resolved.setdefault("attachments", {})[value["id"]] = value
+                # A file picked for a command option is an ephemeral upload, with a link of its own.
+                resolved.setdefault("attachments", {})[value["id"]] = self.files[int(value["id"])].attachment_payload(
+                    ephemeral=True)
                 value = value["id"]
             elif kind in (OPTION_USER, OPTION_MENTIONABLE):
                 user = self.user(value)
@@ -884,6 +934,8 @@ class FakeDiscord:
         try:
             response = await handler(request)
         except DiscordError as error:
+            self.refusals.append(Refusal(request.method, request.path, error.status, error.code, error.message,
+                                         error.errors, time.monotonic()))
             body: dict[str, Any] = {"message": error.message, "code": error.code}
             if error.errors is not None:
                 body["errors"] = error.errors
@@ -938,6 +990,7 @@ class FakeDiscord:
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
+        await self._validate(request, path)
         for injection in self._injections:
             if injection.remaining > 0 and injection.method == request.method and injection.pattern.match(path):
                 injection.remaining -= 1
@@ -956,28 +1009,48 @@ class FakeDiscord:
         return json_response({"message": f"fake discord does not implement {request.method} {path}", "code": 0},
                              404)
 
-    async def _read_payload(self, request: web.Request) -> tuple[dict[str, Any], dict[int, tuple[str, bytes]]]:
+    async def _validate(self, request: web.Request, path: str) -> None:
+        """Refuse what Discord refuses before any handler runs: a route or method the spec does not have,
+        a body that is not JSON, one that breaks the operation's schema or a documented limit."""
+        try:
+            template, _ = spec.find_operation(request.method, path)
+        except spec.RouteError as error:
+            await request.read()
+            text = "404: Not Found" if error.status == 404 else "405: Method Not Allowed"
+            raise DiscordError(error.status, 0, text) from None
+        payload, files = await self._parse_payload(request)
+        request["fake.payload"] = payload, files
+        errors = spec.body_errors(template, request.method, payload) if spec.has_body(template, request.method) else None
+        errors = limits.merge(errors, limits.request_errors(template, request.method, payload, files))
+        if errors:
+            raise DiscordError(400, 50035, "Invalid Form Body", errors)
+        too_large = limits.upload_too_large(files, self.attachment_size_limit)
+        if too_large:
+            raise DiscordError(413, 40005, "Request entity too large", {"files": too_large})
+
+    async def _read_payload(self, request: web.Request) -> tuple[Any, dict[int, tuple[str, bytes]]]:
+        """The request's JSON body (or multipart `payload_json`) and `files[n]`, as `_validate` parsed them."""
+        return request["fake.payload"]
+
+    async def _parse_payload(self, request: web.Request) -> tuple[Any, dict[int, tuple[str, bytes]]]:
         """The JSON body, or `payload_json` plus `files[n]` parts of a multipart body."""
         if not request.content_type.startswith("multipart/"):
             raw = await request.read()
-            return (json.loads(raw) if raw else {}), {}
-        payload: dict[str, Any] = {}
+            return (_json_or_refuse(raw) if raw else {}), {}
+        payload: Any = {}
         files: dict[int, tuple[str, bytes]] = {}
         reader = await request.multipart()
         async for part in reader:
             data = await part.read()  # type: ignore[union-attr]
             name = part.name or ""
             if name == "payload_json":
-                payload = json.loads(data)
+                payload = _json_or_refuse(data)
                 continue
             index = re.fullmatch(r"files\[(\d+)\]", name)
             if index is None:
-                raise DiscordError(400, 50035, "Invalid Form Body", {name: "unexpected multipart field"})
+                raise DiscordError(400, 50035, "Invalid Form Body",
+                                   _field_error(name, "Unexpected multipart field.", "BASE_TYPE_INVALID"))
             files[int(index.group(1))] = (part.filename or f"file{index.group(1)}", bytes(data))
-        for filename, data in files.values():
-            if len(data) > self.attachment_size_limit:
-                raise DiscordError(413, 40005, "Request entity too large",
-                                   {"file": f"{filename} is {len(data)} bytes, limit {self.attachment_size_limit}"})
         return payload, files
 
     # ----------------------------------------------------------------- messages
@@ -1004,17 +1077,11 @@ class FakeDiscord:
         embeds = payload.get("embeds", message.embeds) or []
         components = payload.get("components", message.components) or []
         errors: dict[str, Any] = {}
-        if len(content) > MAX_CONTENT:
-            errors["content"] = f"Must be {MAX_CONTENT} or fewer in length."
-        if len(embeds) > MAX_EMBEDS:
-            errors["embeds"] = f"Must be {MAX_EMBEDS} or fewer in length."
-        if len(components) > MAX_ACTION_ROWS and not (payload.get("flags", 0) & (1 << 15)):
-            errors["components"] = f"Must be {MAX_ACTION_ROWS} or fewer in length."
-
+        # The stateless limits were checked before the handler ran (spec + limits); these depend on the message.
         if "attachments" in payload:
             existing = {stored.id: stored for stored in message.attachments}
             attachments = []
-            for item in payload["attachments"] or []:
+            for index, item in enumerate(payload["attachments"] or []):
                 item_id = int(item["id"])
                 if item_id in existing:
                     attachments.append(existing[item_id])
@@ -1022,11 +1089,13 @@ class FakeDiscord:
                     filename, data = files[item_id]
                     attachments.append((item.get("filename") or filename, data))
                 else:
-                    errors["attachments"] = f"attachment id {item_id} is neither kept nor uploaded"
+                    spec.add_error(errors, ["attachments", index, "id"], "ATTACHMENT_NOT_FOUND",
+                                   f"Attachment {item_id} is neither kept nor uploaded.")
         else:
             attachments = list(message.attachments) + [files[index] for index in sorted(files)]
-        if len(attachments) > MAX_ATTACHMENTS:
-            errors["attachments"] = f"Must be {MAX_ATTACHMENTS} or fewer in length."
+        if len(attachments) > limits.MAX_FILES:
+            spec.add_error(errors, ["attachments"], "BASE_TYPE_MAX_LENGTH",
+                           f"Must be {limits.MAX_FILES} or fewer in length.")
         if errors:
             raise DiscordError(400, 50035, "Invalid Form Body", errors)
         if creating and not (content or embeds or components or attachments or payload.get("poll")):
@@ -1407,10 +1476,14 @@ class FakeDiscord:
         stored = self.files.get(int(file_id)) if file_id.isdigit() else None
         if stored is None or stored.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
+        expires = request.query.get("ex", "")
+        signature = self._cdn_signature(request.path, expires)
+        if not hmac.compare_digest(signature, request.query.get("hm", "")) or int(expires, 16) < self._cdn_now():
+            return web.Response(status=404, text="This content is no longer available.")
         stored.fetches += 1
         if stored.mode == "gone":
             return web.Response(status=404, text="This content is no longer available.")
-        content_type = stored.served_content_type or stored.content_type
+        content_type = stored.served_content_type or stored.content_type or "application/octet-stream"
         if stored.mode in ("normal", "lying_size"):
             return web.Response(body=stored.data, headers={"Content-Type": content_type})
         response = web.StreamResponse(headers={"Content-Type": content_type})
