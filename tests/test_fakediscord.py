@@ -912,7 +912,11 @@ async def test_command_option_files_are_ephemeral_uploads(fake: FakeDiscord) -> 
         [sent] = interaction.payload["data"]["resolved"]["attachments"].values()
         assert sent["ephemeral"] is True and "/ephemeral-attachments/" in sent["url"]
         assert "ephemeral" not in attachment and "flags" not in attachment
-        assert (await interaction.wait_final(timeout=10)).content == "pong"  # discord.py reads it from there
+        pong = await interaction.wait_final(timeout=10)  # discord.py read the file from its ephemeral link
+        assert pong.content == "pong" and "ephemeral" not in pong.to_payload()["attachments"][0]
+        steps = await fake.slash_command("steps")
+        private = await steps.wait_final(lambda m: bool(m.files), timeout=10)
+        assert private.ephemeral and private.to_payload()["attachments"][0]["ephemeral"] is True
     finally:
         await stop_client(client, task)
 
@@ -948,3 +952,24 @@ async def test_refusals_fail_the_test_that_caused_them(fake: FakeDiscord) -> Non
         await refused_send()
     with refusals_fail_the_test(fake, Request(None)):
         pass  # earlier refusals do not count against a later test
+
+
+async def test_a_crash_of_the_fake_fails_the_test_not_just_the_request(fake: FakeDiscord) -> None:
+    from tests.fakediscord.fixtures import refusals_fail_the_test
+
+    async def broken(request, channel):  # noqa: ANN001 - a handler with a bug
+        raise KeyError("a bug of the fake")
+
+    fake._routes = [(m, p, broken if h == fake._typing else h, a) for m, p, h, a in fake._routes]
+
+    class Request:
+        node = type("Node", (), {"get_closest_marker": staticmethod(lambda name: None)})()
+
+    with pytest.raises(pytest.fail.Exception, match="crashed"):
+        with refusals_fail_the_test(fake, Request()):
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+                async with session.post(f"{fake.api_base}/channels/{fake.channel()['id']}/typing") as response:
+                    assert response.status == 500
+    with pytest.raises(UnknownRequestError, match="a bug of the fake"):
+        fake.check()
+    fake.server_errors.clear()  # the fixture's own check at exit would fail this test otherwise

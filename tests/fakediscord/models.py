@@ -206,7 +206,7 @@ class FakeMessage:
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": [stored.attachment_payload() for stored in self.attachments],
+            "attachments": [stored.attachment_payload(ephemeral=self.ephemeral) for stored in self.attachments],
             "embeds": self.embeds,
             "components": self.components,
             "pinned": False,
