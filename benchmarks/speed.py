@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -29,7 +30,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
+# STYLIZER_SHARED: a copy of ../shared elsewhere, for a machine that gets the repository alone
+# (benchmarks/gpu_check.sh --prepare makes one).
+SHARED = Path(os.environ.get("STYLIZER_SHARED", REPO / ".." / "shared"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(SHARED / "bench"))
 
