@@ -114,7 +114,7 @@ if [ -n "$WHEELS" ]; then
 fi
 
 if [ "$DRY_RUN" = 1 ]; then
-    DEVICE=cpu SPEED_SIZE=96 SPEED_STEPS=4 VARIANTS=3 PEAK_SIZES="96 256" PEAK_STEPS=4 LIMIT_GIB=12
+    DEVICE=cpu SPEED_SIZE=96 SPEED_STEPS=4 VARIANTS=2 PEAK_SIZES="96 256" PEAK_STEPS=4 LIMIT_GIB=12
 else
     DEVICE=cuda SPEED_SIZE=512 SPEED_STEPS=300 VARIANTS=5 PEAK_SIZES="1024 2048" PEAK_STEPS=10 LIMIT_GIB=12
     if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then

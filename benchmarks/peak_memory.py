@@ -81,7 +81,8 @@ def main() -> None:
         rows.append(row)
         levels = "+".join(f"{level['steps']}@{level['side']}" for level in params["levels"])
         print(f"{size:>5} {levels:<22} {row['wall_s']:>7.2f} {row['optimise_s_per_step']:>7.3f} "
-              f"{row['peak_mib']:>9.0f} {reserved or float('nan'):>12.0f}  {row['within_limit']}", flush=True)
+              f"{row['peak_mib']:>9.0f} {'-' if reserved is None else f'{reserved:.0f}':>12}  {row['within_limit']}",
+              flush=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()  # each size's reservation is its own
     print(json.dumps({"device": device_name(device), "weights": args.weights, "variants": args.variants,
