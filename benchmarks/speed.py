@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -29,14 +30,16 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
+# STYLIZER_SHARED: a copy of ../shared elsewhere, for a machine that gets the repository alone
+# (benchmarks/gpu_check.sh --prepare makes one).
+SHARED = Path(os.environ.get("STYLIZER_SHARED", REPO / ".." / "shared"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(SHARED / "bench"))
 
 import gatys_reference as referee_module  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stylizer.transfer import pil_to_tensor, stylize, variant_factors_for  # noqa: E402
+from stylizer.transfer import DEFAULT_SCHEDULE, pil_to_tensor, stylize, variant_factors_for  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
 DEFAULT_CONTENT = SHARED / "images" / "content" / "chelsea.jpg"
@@ -90,6 +93,25 @@ def timed(device: torch.device, memory: PeakMemory, work) -> Run:
     result = work()
     synchronise(device)
     return Run(result, time.perf_counter() - start, time.process_time() - cpu_start, memory.peak_mib())
+
+
+def warm_up_stylizer(content_image, style_image, *, size: int, batch_sizes, **options) -> None:
+    """One step at every level of the default schedule, for every batch size a timed run will use.
+
+    cuDNN builds a plan per input shape on its first use, and each level and batch size is a shape of its own;
+    an unreachable-looking target (any loss is below 1e30) also runs the fp32 freeze check at full size."""
+    one_step_each = [(scale, 1) for scale, _ in DEFAULT_SCHEDULE]
+    for variants in sorted(set(batch_sizes)):
+        stylize(
+            content_image,
+            style_image,
+            size=size,
+            steps=len(one_step_each),
+            schedule=one_step_each,
+            variants=variants,
+            target_loss=1e30,
+            **options,
+        )
 
 
 def main() -> None:
@@ -159,15 +181,14 @@ def main() -> None:
     # Warm-up: first calls pay for allocator growth and kernel selection; neither side should carry that.
     warm_referee = referee_module.Referee(ref_net, content, style, style_weight, content_weight)
     referee_module.baseline(warm_referee, content, 2)
-    stylize(
+    warm_up_stylizer(
         content_image,
         style_image,
         net=net,
         size=args.size,
-        steps=2,
         style_weight=style_weight,
         content_weight=content_weight,
-        variants=1,
+        batch_sizes=(1, args.variants),
         device=device,
         precision=args.precision,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+# STYLIZER_SHARED: a copy of ../shared elsewhere (benchmarks/gpu_check.sh on a machine without ../shared).
+SHARED = Path(os.environ.get("STYLIZER_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
 
 
 @pytest.fixture(scope="session")
