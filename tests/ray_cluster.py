@@ -62,6 +62,7 @@ class Node:
     process: subprocess.Popen
     log_path: Path
     resources: dict[str, float] = field(default_factory=dict)
+    node_id: str = ""  # Ray's id (hex) for the node, once it has joined; it stays known after a kill
 
     @property
     def pids(self) -> list[int]:
@@ -71,16 +72,15 @@ class Node:
         return [pid for pid in _pids()
                 if (found := _process_group(pid)) == group or (found is not None and marker in _cmdline(pid))]
 
-    @property
-    def node_id(self) -> str:
-        """The node's Ray id (hex), read from its raylet's command line: no driver needed to learn it."""
+    def raylet_node_id(self) -> str | None:
+        """The node id on its running raylet's command line: no driver needed to learn it."""
         for pid in self.pids:
             line = _cmdline(pid)
             if "raylet" in line.split(" ", 1)[0]:
                 found = re.search(r"--node_id=([0-9a-f]+)", line)
                 if found:
                     return found.group(1)
-        raise RuntimeError(f"node {self.name} has no raylet running")
+        return None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -163,8 +163,8 @@ class LocalCluster:
         while time.monotonic() < deadline:
             if node.process.poll() is not None:
                 raise RuntimeError(f"ray start for {node.name} exited {node.process.returncode}:\n{node.log()}")
-            if "Ray runtime started" in node.log():
-                node.node_id  # noqa: B018 - raises if the raylet is not there
+            if "Ray runtime started" in node.log() and (node_id := node.raylet_node_id()):
+                node.node_id = node_id
                 return
             time.sleep(0.2)
         raise RuntimeError(f"node {node.name} did not start within {NODE_START_TIMEOUT_S:g} s:\n{node.log()}")

@@ -10,6 +10,10 @@ holds a replica.
 Cancelling a job cancels its Serve request: the replica's handler task is cancelled, which sets the event the
 runner checks between steps; the replica takes no other job until that optimisation has really stopped.
 
+A replica asks for ``num_cpus``, ``num_gpus`` and any custom ``resources`` (``{"painter": 1}``), so it is placed
+only on nodes started with them. The executor deploys the Serve app itself, or with ``deploy=False`` uses the app
+the cluster runs from its own Serve config (``build_app``, e.g. a KubeRay RayService).
+
 Ray is imported only by ``start``, so the rest of the project does not need the ``ray`` extra.
 """
 
@@ -42,11 +46,6 @@ logger = logging.getLogger(__name__)
 
 INTERNAL_REASON = "Something went wrong while painting; the details are in the bot's log."
 
-
-def no_painter(waited_s: float) -> JobFailed:
-    return JobFailed("unavailable", f"No painter was free to take the job for {waited_s:g} s (a painting node "
-                                    "may be down); try again in a few minutes.")
-
 DEFAULT_APP_NAME = "stylebot"
 DEPLOYMENT_NAME = "painter"
 MAX_ONGOING_REQUESTS = 1
@@ -61,6 +60,11 @@ CANCEL_CONFIRM_S = 5.0
 RESEND_PAUSE_S = 1.0
 # How long close() waits for Serve to delete the application before giving up on an unreachable cluster.
 CLOSE_TIMEOUT_S = 30.0
+
+
+def no_painter(waited_s: float) -> JobFailed:
+    return JobFailed("unavailable", f"No painter was free to take the job for {waited_s:g} s (a painting node "
+                                    "may be down); try again in a few minutes.")
 
 
 @dataclass(frozen=True)
