@@ -44,6 +44,8 @@ def make_executor(config: Config) -> Executor:
         return RayExecutor(
             address=executor.address, weights=executor.weights, device=executor.device,
             replicas=executor.replicas, num_gpus=executor.num_gpus, num_cpus=executor.num_cpus,
+            resources=dict(executor.ray_resources), replica_wait_s=executor.replica_wait_s,
+            deploy=executor.deploy_app,
             max_queued_per_replica=executor.max_queued_per_replica, job_timeout_s=limits.job_timeout_s,
             progress_interval_s=executor.progress_interval_s, previews=True, max_attempts=executor.max_attempts,
         )

@@ -72,7 +72,10 @@ class ExecutorConfig:
     replicas: int = 1
     num_gpus: float = 1.0
     num_cpus: float = 1.0
+    ray_resources: Mapping[str, float] = field(default_factory=dict)
     max_queued_per_replica: int = 8
+    replica_wait_s: float = 300.0
+    deploy_app: bool = True
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,15 @@ def _convert(where: str, value: Any, hint: Any) -> Any:
                 raise ValueError(f"{where} must map sizes to whole numbers of steps, not {key!r} = {steps!r}")
             converted[int(key)] = steps
         return converted
+    if hint == Mapping[str, float]:
+        # Custom Ray resources per replica; CPUs and GPUs have keys of their own.
+        if not isinstance(value, dict) or any(
+            isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0 or key in ("CPU", "GPU")
+            for key, amount in value.items()
+        ):
+            raise ValueError(f"{where} must be a table of custom resources with positive amounts like "
+                             f"{{painter = 1}} (CPUs and GPUs: num_cpus, num_gpus), not {value!r}")
+        return {str(key): float(amount) for key, amount in value.items()}
     raise TypeError(f"no converter for {hint!r}")
 
 
@@ -191,6 +203,8 @@ def _check(config: Config) -> list[str]:
         problems.append("[executor] max_attempts must be at least 1")
     if config.executor.progress_interval_s <= 0:
         problems.append("[executor] progress_interval_s must be greater than 0")
+    if config.executor.replica_wait_s <= 0:
+        problems.append("[executor] replica_wait_s must be greater than 0")
     if config.bot.progress_edit_interval_s < 0:
         problems.append("[bot] progress_edit_interval_s must not be negative")
     for key in ("api_base", "gateway_url"):

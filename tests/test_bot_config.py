@@ -74,6 +74,11 @@ def test_every_key_in_the_example_is_commented():
         ({"style": {"tv_weight": -1}}, "[style] tv_weight must not be negative"),
         ({"journal": {"keep_finished_hours": "forever"}}, "[journal] keep_finished_hours must be a number"),
         ({"bot": {"health_file": 3}}, "[bot] health_file must be a string, not 3"),
+        ({"executor": {"ray_resources": {"painter": 0}}}, "[executor] ray_resources must be a table of custom"),
+        ({"executor": {"ray_resources": {"GPU": 1}}}, "[executor] ray_resources must be a table of custom"),
+        ({"executor": {"ray_resources": {"painter": "one"}}}, "[executor] ray_resources must be a table"),
+        ({"executor": {"ray_resources": ["painter"]}}, "[executor] ray_resources must be a table"),
+        ({"executor": {"replica_wait_s": 0}}, "[executor] replica_wait_s must be greater than 0"),
     ],
 )
 def test_each_bad_key_gets_its_own_message(data, expected):
@@ -115,6 +120,15 @@ def test_empty_environment_variable_does_not_blank_the_file(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text('[discord]\ntoken = "from-file"\n')
     assert load_config(path, env={"DISCORD_TOKEN": ""}).discord.token == "from-file"
+
+
+def test_ray_resources_reach_the_executor_as_numbers():
+    from bot.app import make_executor
+
+    config = parse_config({"executor": {"kind": "ray", "ray_resources": {"painter": 1}, "replica_wait_s": 45}},
+                          env={})
+    executor = make_executor(config)
+    assert executor.resources == {"painter": 1.0} and executor.replica_wait_s == 45.0
 
 
 def test_steps_table_keys_become_sizes():

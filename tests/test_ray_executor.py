@@ -213,6 +213,21 @@ async def test_when_the_cluster_stops_answering_jobs_fail_as_unavailable_and_it_
     assert isinstance((await collect(again))[-1], JobDone)
 
 
+async def test_an_executor_that_does_not_deploy_uses_the_running_app_and_leaves_it(executor):
+    from ray import serve
+
+    # As the bot does with a KubeRay RayService: the app is the cluster's, the bot only sends it jobs.
+    attached = RayExecutor(weights="random", device="cpu", deploy=False, app_name=executor.app_name,
+                           start_timeout_s=60)
+    await attached.start()
+    events = await collect(await attached.submit(make_job("through-the-running-app")))
+    assert isinstance(events[-1], JobDone)
+    await attached.close()
+
+    assert executor.app_name in serve.status().applications
+    assert isinstance((await collect(await executor.submit(make_job("app-still-there"))))[-1], JobDone)
+
+
 async def test_weights_that_cannot_load_fail_start_with_the_replicas_reason(executor, tmp_path):
     broken, _ = make_ray_executor(weights=str(tmp_path / "missing-vgg19.pth"), num_cpus=0, start_timeout_s=240)
     try:
@@ -220,3 +235,107 @@ async def test_weights_that_cannot_load_fail_start_with_the_replicas_reason(exec
             await broken.start()
     finally:
         await broken.close()
+
+
+class _ScriptedServe:
+    """Stands in for the Serve handle: each ``paint.remote`` plays the next script, one item per step; an
+    exception is raised as the stream's error and ``WAIT`` waits until the request is cancelled."""
+
+    WAIT = object()
+
+    def __init__(self, *scripts: list) -> None:
+        self._scripts = list(scripts)
+        self.requests: list[_ScriptedStream] = []
+
+    def options(self, **_):
+        return self
+
+    @property
+    def paint(self):
+        return self
+
+    def remote(self, job):
+        stream = _ScriptedStream(self._scripts.pop(0))
+        self.requests.append(stream)
+        return stream
+
+
+class _ScriptedStream:
+    def __init__(self, script: list) -> None:
+        self._script = list(script)
+        self.cancelled = asyncio.Event()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        from ray.serve.exceptions import RequestCancelledError
+
+        if not self._script:
+            raise StopAsyncIteration
+        item = self._script.pop(0)
+        if item is _ScriptedServe.WAIT:
+            await self.cancelled.wait()
+            raise RequestCancelledError()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+def scripted_executor(serve: _ScriptedServe, **options) -> RayExecutor:
+    """A RayExecutor whose Serve handle is ``serve``: the executor's own retry and timing rules, no Ray."""
+
+    class Scripted(RayExecutor):
+        async def _start(self) -> None:
+            self._loop = asyncio.get_running_loop()
+            self._serve_handle = serve
+
+    return Scripted(weights="random", device="cpu", **options)
+
+
+def unreachable_replica():
+    from ray.exceptions import ActorUnavailableError
+
+    return ActorUnavailableError("The actor is temporarily unavailable: Socket closed", None)
+
+
+async def test_a_job_no_replica_takes_fails_as_unavailable_after_replica_wait_s():
+    serve = _ScriptedServe([_ScriptedServe.WAIT])
+    executor = scripted_executor(serve, replica_wait_s=0.5)
+    await executor.start()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    events = await collect(await executor.submit(make_job("nobody-takes-it")))
+    waited = loop.time() - began
+
+    failed = events[-1]
+    assert isinstance(failed, JobFailed) and failed.kind == "unavailable", events
+    assert "No painter was free" in failed.reason and "\n" not in failed.reason
+    assert 0.5 <= waited < 5
+    assert serve.requests[0].cancelled.is_set(), "the request waiting in Serve should have been withdrawn"
+    await executor.close()
+
+
+async def test_a_replica_unreachable_before_it_began_is_no_attempt_but_a_lost_one_is():
+    from stylizer.executor.ray_serve import _ReplicaStarted
+
+    started = _ReplicaStarted("SERVE_REPLICA::x", "node-a")
+    done = JobDone(image=b"", image_ext="png", strip=b"", strip_ext="png", image_size=(1, 1), strip_size=(1, 1),
+                   strengths=(5,), style_weights=(1.0,), chosen=0, seconds=0.1)
+    serve = _ScriptedServe(
+        [unreachable_replica()],  # the dead replica, before the router knew: the job never began there
+        [started, unreachable_replica()],  # began, then its node died: attempt 1 lost
+        [unreachable_replica()],
+        [started, done],
+    )
+    executor = scripted_executor(serve, max_attempts=2, replica_wait_s=30)
+    await executor.start()
+    events = await collect(await executor.submit(make_job("survives")))
+
+    assert [event.attempt for event in events if isinstance(event, JobStarted)] == [1, 2]
+    assert isinstance(events[-1], JobDone)
+    assert len(serve.requests) == 4
+    await executor.close()

@@ -10,6 +10,10 @@ holds a replica.
 Cancelling a job cancels its Serve request: the replica's handler task is cancelled, which sets the event the
 runner checks between steps; the replica takes no other job until that optimisation has really stopped.
 
+A replica asks for ``num_cpus``, ``num_gpus`` and any custom ``resources`` (``{"painter": 1}``), so it is placed
+only on nodes started with them. The executor deploys the Serve app itself, or with ``deploy=False`` uses the app
+the cluster runs from its own Serve config (``build_app``, e.g. a KubeRay RayService).
+
 Ray is imported only by ``start``, so the rest of the project does not need the ``ray`` extra.
 """
 
@@ -23,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -41,6 +45,10 @@ from stylizer.executor.base import (
 logger = logging.getLogger(__name__)
 
 INTERNAL_REASON = "Something went wrong while painting; the details are in the bot's log."
+
+DEFAULT_APP_NAME = "stylebot"
+DEPLOYMENT_NAME = "painter"
+MAX_ONGOING_REQUESTS = 1
 # Addresses that start a Ray instance inside this process instead of joining a cluster.
 LOCAL_ADDRESSES = (None, "local")
 PROBE_TIMEOUT_S = 5.0
@@ -48,15 +56,24 @@ PROBE_TIMEOUT_S = 5.0
 # to a vanished cluster waiting for ever.
 HEALTH_FAILURES = 2
 CANCEL_CONFIRM_S = 5.0
+# Between sending a job again to a replica that could not be reached before it began the job.
+RESEND_PAUSE_S = 1.0
 # How long close() waits for Serve to delete the application before giving up on an unreachable cluster.
 CLOSE_TIMEOUT_S = 30.0
 
 
+def no_painter(waited_s: float) -> JobFailed:
+    return JobFailed("unavailable", f"No painter was free to take the job for {waited_s:g} s (a painting node "
+                                    "may be down); try again in a few minutes.")
+
+
 @dataclass(frozen=True)
 class _ReplicaStarted:
-    """First item of every stream: the replica has begun painting (its name, for logs and fault tests)."""
+    """First item of every stream: the replica has begun painting (its name and its Ray node's id, for logs
+    and fault tests)."""
 
     replica: str
+    node_id: str
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,9 @@ class _Painter:
         self._progress_interval_s = progress_interval_s
         self._previews = previews
         self._net = load_vgg19(weights, device=self._device)
-        self._name = ray.get_runtime_context().get_actor_name() or "replica"
+        context = ray.get_runtime_context()
+        self._name = context.get_actor_name() or "replica"
+        self._node_id = context.get_node_id()
         # Serve counts a cancelled request as finished at once; this lock keeps the next job off the replica
         # until the cancelled optimisation has actually returned.
         self._idle = asyncio.Lock()
@@ -117,13 +136,16 @@ class _Painter:
             finished = loop.run_in_executor(None, work)
             outcome_kind = "cancelled"
             try:
-                yield _ReplicaStarted(self._name)
+                yield _ReplicaStarted(self._name, self._node_id)
                 while True:
                     event = await events.get()
                     if isinstance(event, JobProgress):
                         yield event
                         continue
                     outcome_kind = "done" if isinstance(event, JobDone) else event.kind
+                    if isinstance(event, JobDone):
+                        # Where it was painted, with the rest of what reproduces it.
+                        event = replace(event, params={**event.params, "ray_node_id": self._node_id})
                     yield event
                     return
             finally:
@@ -135,6 +157,21 @@ class _Painter:
     def history(self) -> tuple[str, list[ReplicaRecord]]:
         """This replica's name and the jobs it ran, newest last (for operators and tests)."""
         return self._name, list(self._history)
+
+
+def painter_deployment():
+    """The Serve deployment of painters, before its per-cluster options (replicas, CPUs, GPUs, resources)."""
+    from ray import serve
+
+    # One job per replica: each paints one picture at a time on its device.
+    return serve.deployment(_Painter, name=DEPLOYMENT_NAME, max_ongoing_requests=MAX_ONGOING_REQUESTS)
+
+
+def build_app(args: dict):
+    """Serve's application builder, for a Serve config (``import_path: stylizer.executor.ray_serve:build_app``,
+    e.g. a KubeRay RayService's serveConfigV2): ``args`` are the replicas' ``weights``, ``device``,
+    ``progress_interval_s`` and ``previews``; the config's ``deployments`` entry sets replicas and resources."""
+    return painter_deployment().bind(**args)
 
 
 @dataclass(eq=False)
@@ -154,29 +191,42 @@ class RayExecutor(QueueingExecutor[_Entry]):
         replicas: int = 1,
         num_gpus: float = 1.0,
         num_cpus: float = 1,
+        resources: dict[str, float] | None = None,
         max_queued_per_replica: int = 8,
         job_timeout_s: float | None = None,
-        app_name: str = "stylebot",
+        app_name: str = DEFAULT_APP_NAME,
         progress_interval_s: float = 1.0,
         previews: bool = True,
         max_attempts: int = 2,
         start_timeout_s: float = 600.0,
+        replica_wait_s: float = 300.0,
         health_interval_s: float = 5.0,
         init_options: dict | None = None,
+        deploy: bool = True,
     ) -> None:
         """``address``: ``"auto"`` (the cluster this machine is a node of), ``"host:6379"`` (the head's GCS; this
         machine must still be a node), or ``None``/``"local"`` for a Ray instance inside this process. Ray
         Client addresses (``ray://``) are refused: Serve cannot stream responses through Ray Client.
 
         ``num_gpus`` per replica, used unless ``device`` is ``"cpu"`` or is ``"auto"`` on a cluster without
-        GPUs (fractions let replicas share a GPU). ``max_queued_per_replica``: jobs accepted per replica, the
+        GPUs (fractions let replicas share a GPU). ``resources``: custom Ray resources each replica needs
+        (e.g. ``{"painter": 1}``), so that replicas go only to the nodes started with them
+        (``ray start --resources='{"painter": 1}'``). ``max_queued_per_replica``: jobs accepted per replica, the
         running one included; beyond that ``submit`` raises QueueFull. ``job_timeout_s`` applies to jobs without their own ``timeout_s``.
+        ``replica_wait_s``: how long a job sent to Serve may wait for a replica to begin it (once a node with
+        replicas is lost, until Serve has a replacement running) before it fails as "unavailable".
         ``health_interval_s``: how often the cluster is checked; jobs fail as "unavailable" once it has not
         answered twice in a row. ``init_options`` go to ``ray.init`` as they are (e.g. ``num_cpus`` for a
-        local instance).
+        local instance). ``deploy=False``: do not deploy (nor delete) the Serve app but use the app called
+        ``app_name`` that the cluster already runs from a Serve config (``build_app``; KubeRay's RayService);
+        ``replicas`` must then be its ``num_replicas``, and the replicas' options are the config's.
         """
         if replicas < 1 or max_queued_per_replica < 1 or max_attempts < 1:
             raise ValueError("replicas, max_queued_per_replica and max_attempts must be at least 1")
+        resources = dict(resources or {})
+        if {"CPU", "GPU"} & set(resources) or any(amount <= 0 for amount in resources.values()):
+            raise ValueError("resources are custom resources with positive amounts (CPUs and GPUs: num_cpus, "
+                             f"num_gpus), not {resources}")
         super().__init__(replicas * max_queued_per_replica, _Entry)
         self.address = address
         self.weights = weights
@@ -184,6 +234,7 @@ class RayExecutor(QueueingExecutor[_Entry]):
         self.replicas = replicas
         self.num_gpus = num_gpus
         self.num_cpus = num_cpus
+        self.resources = resources
         self.max_queued_per_replica = max_queued_per_replica
         self.job_timeout_s = job_timeout_s
         self.app_name = app_name
@@ -191,8 +242,10 @@ class RayExecutor(QueueingExecutor[_Entry]):
         self.previews = previews
         self.max_attempts = max_attempts
         self.start_timeout_s = start_timeout_s
+        self.replica_wait_s = replica_wait_s
         self.health_interval_s = health_interval_s
         self.init_options = dict(init_options or {})
+        self.deploy = deploy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serve_handle = None
         self._owns_ray = False
@@ -277,14 +330,15 @@ class RayExecutor(QueueingExecutor[_Entry]):
         import ray
         from ray import serve
 
+        if not self.deploy:
+            # The cluster's own Serve config (a KubeRay RayService) runs the app; the bot only sends it jobs.
+            self._wait_until_running(serve)
+            return serve.get_app_handle(self.app_name)
         gpus = self._gpus_per_replica(ray.cluster_resources().get("GPU", 0))
         device = self.device if self.device != "auto" or gpus > 0 else "cpu"
-        deployment = serve.deployment(
-            _Painter,
-            name="painter",
+        deployment = painter_deployment().options(
             num_replicas=self.replicas,
-            max_ongoing_requests=1,
-            ray_actor_options={"num_cpus": self.num_cpus, "num_gpus": gpus},
+            ray_actor_options={"num_cpus": self.num_cpus, "num_gpus": gpus, "resources": self.resources},
         )
         application = deployment.bind(self.weights, device, self.progress_interval_s, self.previews)
         try:
@@ -338,7 +392,7 @@ class RayExecutor(QueueingExecutor[_Entry]):
             # Both calls below wait on a cluster that no longer answers, and would hold up the bot's exit.
             logger.warning("not releasing Serve app %r: the cluster is gone", self.app_name)
             return
-        if _ray_connected():
+        if _ray_connected() and self.deploy:
             try:
                 serve.delete(self.app_name)
             except Exception as error:  # noqa: BLE001 - the cluster may be gone; nothing is left to free then
@@ -366,13 +420,17 @@ class RayExecutor(QueueingExecutor[_Entry]):
         while not entry.handle.finished:
             entry.attempt += 1
             entry.replica = None
+            if not entry.timers:
+                # Serve holds a request while no replica is up (a painting node lost, none back yet) for ever.
+                entry.timers.append(self._loop.call_later(self.replica_wait_s, self._stop, entry.job.job_id,
+                                                          no_painter(self.replica_wait_s)))
             try:
                 entry.stream = self._serve_handle.options(stream=True).paint.remote(entry.job)
                 async for item in entry.stream:
                     if entry.handle.finished:
                         return
                     if isinstance(item, _ReplicaStarted):
-                        self._on_started(entry, item.replica)
+                        self._on_started(entry, item)
                     elif isinstance(item, JobProgress):
                         entry.handle.push(item)
                     else:
@@ -396,6 +454,12 @@ class RayExecutor(QueueingExecutor[_Entry]):
                 return
             if entry.handle.finished:
                 return
+            if entry.replica is None:
+                # A replica that died before it began this job says nothing about the picture: not an attempt.
+                logger.warning("job %s could not reach a replica (%s); sending it again", entry.job.job_id, lost)
+                entry.attempt -= 1
+                await asyncio.sleep(RESEND_PAUSE_S)
+                continue
             entry.cancel_timers()
             logger.error("job %s lost its replica %s (attempt %d): %s", entry.job.job_id, entry.replica,
                          entry.attempt, lost)
@@ -403,10 +467,12 @@ class RayExecutor(QueueingExecutor[_Entry]):
                 self._finish(entry, crashed(entry.attempt))
                 return
 
-    def _on_started(self, entry: _Entry, replica: str) -> None:
-        entry.replica = replica
+    def _on_started(self, entry: _Entry, started: _ReplicaStarted) -> None:
+        entry.replica = started.replica
+        entry.cancel_timers()  # the wait for a replica is over
         entry.start_timeout(self.job_timeout_s, partial(self._stop, entry.job.job_id))
-        logger.info("job %s started on %s (attempt %d)", entry.job.job_id, replica, entry.attempt)
+        logger.info("job %s started on %s, node %s (attempt %d)", entry.job.job_id, started.replica,
+                    started.node_id, entry.attempt)
         entry.handle.push(JobStarted(attempt=entry.attempt))
 
     def _cancel(self, job_id: str) -> None:
@@ -502,4 +568,4 @@ def _last_line(text: str) -> str:
     return re.sub(r"^[A-Za-z_][\w.]*: ", "", lines[-1]) if lines else "no reason given"
 
 
-__all__ = ["RayExecutor", "ReplicaRecord"]
+__all__ = ["RayExecutor", "ReplicaRecord", "build_app"]
