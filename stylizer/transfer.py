@@ -20,6 +20,7 @@ matrices and losses stay fp32, tensors are channels-last; nothing of that applie
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 import time
@@ -32,6 +33,7 @@ from PIL import Image
 from torch import nn
 
 from stylizer.images import MIN_PAINTABLE_SIDE
+from stylizer.strength import DEFAULT_STRENGTH, check_strength, strip_strengths, style_factor
 from stylizer.weights import CONTENT_LAYERS, LAYER_INDEX, STYLE_LAYERS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,6 +44,9 @@ DEFAULT_STYLE_LAYERS = tuple(STYLE_LAYERS)
 DEFAULT_SCHEDULE = ((0.25, 0.1), (0.5, 0.15), (1.0, 0.75))
 HISTORY_BUDGET_BYTES = 2 * 2**30
 MIN_HISTORY = 3  # fewer pairs and L-BFGS degenerates into scaled gradient descent
+# The style weight at DEFAULT_STRENGTH in units of the pair's balance (see Balance): measured on the 16 shared
+# pairs with the stand-in ImageNet weights (docs/benchmarks.md, benchmarks/strength_table.py).
+BALANCED_RELATIVE_STYLE_WEIGHT = 100.0
 # Below this relu5_1 is a few pixels wide: measured at 128 px, a 64 px pass first cost more than it saved.
 MIN_LEVEL_SIDE = 128
 
@@ -60,17 +65,37 @@ class Cancelled(Exception):
     """Raised by stylize() when its ``cancel`` callable returned True."""
 
 
+@dataclass(frozen=True)
+class Balance:
+    """What makes a strength mean the same on every content/style pair and every network scale.
+
+    ``content_energy`` is the mean square of the content's features (the denominator of the relative content
+    error) and ``start_style_loss`` the style loss of the unpainted photo, both at the output size. Their
+    ratio converts a relative weight (content error relative to the photo's features against style error
+    relative to how far the photo starts from the painting) into the raw Gatys style weight; scaling the
+    network's features by K scales the first by K^2 and the second by K^4, so the raw weight follows.
+    """
+
+    content_energy: float
+    start_style_loss: float
+
+    def style_weight(self, strength: int, content_weight: float = 1.0) -> float:
+        relative = BALANCED_RELATIVE_STYLE_WEIGHT * style_factor(check_strength(strength))
+        return content_weight * relative * self.content_energy / max(self.start_style_loss, 1e-30)
+
+
 @dataclass
 class StylizeResult:
     images: list[Image.Image]  # one per variant, in style_weights order
     style_weights: list[float]
-    chosen: int  # index of the variant painted with the requested style weight
+    chosen: int  # index of the variant painted with the requested strength or style weight
     # Per variant, of the delivered 8-bit image, in fp32: "content" (= content_weight * MSE), "style"
     # (= its style weight * Gram MSE sum), "tv" (= tv_weight * total variation) and "total" (their sum, the
     # referee's loss when tv_weight is 0).
     losses: list[dict[str, float]]
     timings: dict[str, float]  # seconds per stage, plus "total"
     params: dict = field(default_factory=dict)  # JSON-able, everything needed to reproduce the images
+    strengths: list[int] | None = None  # per variant, when the weights came from strengths (not a raw weight)
 
 
 def variant_factors_for(variants: int) -> list[float]:
@@ -141,19 +166,36 @@ def with_chroma_of(image: Image.Image, colour_source: Image.Image) -> Image.Imag
     return Image.merge("YCbCr", (luma, cb, cr)).convert("RGB")
 
 
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX), as torch's cpuinfo reports it.
+
+    Elsewhere oneDNN emulates bf16 and it is slower than fp32, so it is never assumed.
+    """
+    try:
+        capabilities = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):
+        return False
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
 class _Precision:
-    """What the VGG pass runs in: fp32 on CPU; on CUDA, bf16 autocast and TF32 unless asked for fp32."""
+    """What the VGG pass runs in. "auto": bf16 autocast and channels-last on CUDA (with TF32) and on CPUs
+    with native bf16; fp32 elsewhere. "fp32" and "bf16" force one. Gram matrices and losses stay fp32."""
 
     def __init__(self, device: torch.device, precision: str):
         if precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
         self.cuda = device.type == "cuda"
-        self.bf16 = self.cuda and precision in ("auto", "bf16")
+        self.device_type = device.type
+        native = self.cuda or (device.type == "cpu" and cpu_has_native_bf16())
+        self.bf16 = precision == "bf16" or (precision == "auto" and native)
+        # Measured on a 2-core EPYC: channels-last alone gains little on CPU, with bf16 it is the faster layout.
+        self.channels_last = self.cuda or self.bf16
         self.name = "bf16" if self.bf16 else "fp32"
 
     def autocast(self):
         if self.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            return torch.autocast(self.device_type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     @contextlib.contextmanager
@@ -217,7 +259,7 @@ class _Objective:
 
     def features(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         x = (images - self.mean) / self.std
-        if self.precision.cuda:
+        if self.precision.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         wanted = set(self.content_indices) | set(self.style_indices)
         out = {}
@@ -408,7 +450,9 @@ def stylize(
     net: nn.Sequential,
     size: int = 512,
     steps: int = 300,
-    style_weight: float = 1e6,
+    strength: int = DEFAULT_STRENGTH,
+    strengths: Sequence[int] | None = None,
+    style_weight: float | None = None,
     content_weight: float = 1.0,
     tv_weight: float = 0.0,
     variants: int = 5,
@@ -439,7 +483,11 @@ def stylize(
     ``schedule``: pairs (fraction of ``size``, share of the steps), coarse to fine, ending at scale 1. A coarse
     level under ``MIN_LEVEL_SIDE``, or where the content or a style would be thinner than
     ``MIN_PAINTABLE_SIDE``, is skipped and its steps go to the next level.
-    Variant ``i`` uses ``style_weight * factors[i]``; factors default to ``variant_factors_for(variants)`` and
+    By default the variants are ``strengths`` (1..10; default ``strip_strengths(strength, variants)``) and
+    their style weights are calibrated for the pair (``Balance``): strength 1 leaves the photo nearly as it
+    is, 5 is balanced, 10 is mostly the painting, on any pair. ``chosen`` is the variant painted at
+    ``strength``. Experts give a raw ``style_weight`` instead (the referee's objective, uncalibrated): variant
+    ``i`` then uses ``style_weight * factors[i]``; factors default to ``variant_factors_for(variants)`` and
     ``chosen`` is the variant whose factor is (closest to) 1. Several styles blend their Gram targets with
     ``style_blend`` (normalised; equal shares by default); ``style_scale`` sizes each style relative to the
     output's longest side. ``init`` is "content" or "noise" (uniform, from a generator seeded with ``seed``;
@@ -471,14 +519,24 @@ def stylize(
         raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
     if steps < 1 or size < 1:
         raise ValueError("steps and size must be positive")
-    factors = list(variant_factors) if variant_factors is not None else variant_factors_for(variants)
-    chosen = min(range(len(factors)), key=lambda i: (abs(math.log(factors[i])), i))
-    weights = [style_weight * factor for factor in factors]
+    if style_weight is None:
+        if variant_factors is not None:
+            raise ValueError("variant_factors go with a raw style_weight; calibrated variants are strengths")
+        strengths = [check_strength(s) for s in (strengths or strip_strengths(strength, variants))]
+        if check_strength(strength) not in strengths:
+            raise ValueError(f"strength {strength} is not among the strengths painted {strengths}")
+        chosen = strengths.index(strength)
+        factors = [style_factor(s, strength) for s in strengths]
+    else:
+        if strengths is not None:
+            raise ValueError("strengths are calibrated for the pair: give them without a raw style_weight")
+        factors = list(variant_factors) if variant_factors is not None else variant_factors_for(variants)
+        chosen = min(range(len(factors)), key=lambda i: (abs(math.log(factors[i])), i))
     blend = list(style_blend) if style_blend is not None else [1.0] * len(style_images)
     if len(blend) != len(style_images) or any(share < 0 for share in blend) or sum(blend) <= 0:
         raise ValueError("style_blend needs one non-negative share per style image, not all zero")
     blend = [share / sum(blend) for share in blend]
-    targets = _per_variant(target_loss, len(weights))
+    targets = _per_variant(target_loss, len(factors))
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
 
@@ -490,6 +548,12 @@ def stylize(
     if preserve_colors:
         style_images = [luminance_only(image) for image in style_images]
     output = resize_longest(content, size)
+    balance = None
+    if style_weight is None:
+        balance = _balance(net, output, style_images, blend, size, style_scale, content_layers, style_layers)
+        weights = [balance.style_weight(s, content_weight) for s in strengths]
+    else:
+        weights = [style_weight * factor for factor in factors]
 
     def too_thin(side: int) -> bool:
         # A picture fine at the output size can be a few pixels thick at a coarse level, where VGG's
@@ -603,8 +667,11 @@ def stylize(
             for side, level_steps, scale in levels
         ],
         "schedule": [list(level) for level in schedule],
-        "style_weight": style_weight,
+        "style_weight": style_weight if style_weight is not None else weights[chosen],
         "style_weights": weights,
+        "strength": strength if strengths is not None else None,
+        "strengths": strengths,
+        "balance": dataclasses.asdict(balance) if balance is not None else None,
         "variant_factors": factors,
         "content_weight": content_weight,
         "tv_weight": tv_weight,
@@ -629,6 +696,7 @@ def stylize(
         images=images,
         style_weights=weights,
         chosen=chosen,
+        strengths=strengths,
         losses=final_losses,
         timings=timings,
         params=params,
@@ -684,6 +752,32 @@ def _history_that_fits(history_size: int, images: torch.Tensor, device: torch.de
         budget = min(budget, torch.cuda.mem_get_info(device)[0] // 4)
     pair_bytes = 2 * images.numel() * images.element_size()
     return max(MIN_HISTORY, min(history_size, int(budget // pair_bytes)))
+
+
+def _balance(net, output, style_images, blend, size, style_scale, content_layers, style_layers) -> Balance:
+    """The pair's Balance at the output size, in fp32 whatever the painting runs in, so that a strength
+    means the same weight on every device and precision."""
+    device = next(net.parameters()).device
+    content = pil_to_tensor(output, device)
+    styles = [
+        pil_to_tensor(resize_longest(image, max(1, round(size * style_scale))), device) for image in style_images
+    ]
+    objective = _Objective(
+        net,
+        content,
+        styles,
+        blend,
+        content_layers=content_layers,
+        style_layers=style_layers,
+        content_weight=1.0,
+        style_weights=torch.ones(1, device=device),
+        tv_weight=0.0,
+        precision=_Precision(device, "fp32"),
+    )
+    with torch.no_grad():
+        terms = objective.terms(content, torch.zeros(1, dtype=torch.long, device=device))
+    energy = sum(float(target.square().mean()) for target in objective.content_targets)
+    return Balance(content_energy=energy, start_style_loss=float(terms["style"][0]))
 
 
 def _score(

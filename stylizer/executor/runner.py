@@ -19,13 +19,7 @@ from PIL import Image
 from stylizer.executor._jobs import CANCELLED
 from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobProgress
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
-from stylizer.strength import (
-    BALANCED_STYLE_WEIGHT,
-    check_strength,
-    strength_label,
-    strip_strengths,
-    style_factor,
-)
+from stylizer.strength import check_strength, strength_label, strip_strengths, style_factor
 from stylizer.strip import encode_within, make_strip
 from stylizer.transfer import Cancelled, Progress, stylize
 
@@ -80,9 +74,12 @@ def run_job(
 
     check_both_paintable(options.size)
     strengths = strip_strengths(check_strength(options.strength), options.variants)
-    style_weight = options.style_weight
-    if style_weight is None:
-        style_weight = BALANCED_STYLE_WEIGHT * style_factor(options.strength)
+    # Without an expert's raw weight the stylizer calibrates the strengths' weights for this pair.
+    if options.style_weight is None:
+        weighting = {"strength": options.strength, "strengths": strengths}
+    else:
+        factors = [style_factor(strength, options.strength) for strength in strengths]
+        weighting = {"style_weight": options.style_weight, "variant_factors": factors}
     # A random seed is still reported, so that whoever liked the picture can paint it again.
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
 
@@ -107,10 +104,9 @@ def run_job(
             net=net,
             size=size,
             steps=options.steps,
-            style_weight=style_weight,
             content_weight=options.content_weight,
             tv_weight=options.tv_weight,
-            variant_factors=[style_factor(strength, options.strength) for strength in strengths],
+            **weighting,
             seed=seed,
             preserve_colors=options.preserve_colors,
             device=device,
