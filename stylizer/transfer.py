@@ -289,6 +289,40 @@ class _Objective:
         return terms
 
 
+class StepGuard:
+    """Never lets a variant end worse than the best point it has been evaluated at.
+
+    A step that raised a variant's objective is undone: the variant goes back to its best point and its next
+    step is half as long (a backtracking step, per variant); every accepted step doubles the length back,
+    up to the optimiser's own. Measured on real features, projected L-BFGS without this can turn a picture
+    into noise (docs/benchmarks.md); each undone step costs the one evaluation that found it worse.
+    """
+
+    def __init__(self, images: torch.Tensor):
+        batch = images.shape[0]
+        self.best = images.detach().clone()
+        self.best_grad = torch.zeros_like(images, dtype=torch.float32)
+        self.best_loss = torch.full((batch,), math.inf, device=images.device)
+        self.scale = torch.ones(batch, device=images.device)
+        self.undone = torch.zeros(batch, dtype=torch.long, device=images.device)
+
+    def judge(self, x: torch.Tensor, grad: torch.Tensor, losses: torch.Tensor, evaluated: torch.Tensor):
+        """Accept or undo the evaluated variants' last steps; returns (the gradient at each variant's point
+        now, the mask of variants whose step was undone)."""
+        undone = evaluated & (losses > self.best_loss)
+        accepted = evaluated & ~undone
+        keep = accepted.view(-1, *([1] * (x.dim() - 1)))
+        back = undone.view_as(keep)
+        self.best = torch.where(keep, x.detach(), self.best)
+        self.best_grad = torch.where(keep, grad.float(), self.best_grad)
+        self.best_loss = torch.where(accepted, losses, self.best_loss)
+        x.data.copy_(torch.where(back, self.best, x.data))
+        grown = (self.scale * 2).clamp(max=1.0)
+        self.scale = torch.where(undone, self.scale * 0.5, torch.where(accepted, grown, self.scale))
+        self.undone += undone
+        return self.best_grad, undone
+
+
 class BatchedLBFGS:
     """``torch.optim.LBFGS`` (no line search, lr 1) run independently for each image of a batch, in a box.
 
@@ -320,18 +354,31 @@ class BatchedLBFGS:
         self.prev_grad: torch.Tensor | None = None
         self.started = torch.zeros(batch, dtype=torch.bool, device=images.device)
 
-    def step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
-        """Move every active image along its L-BFGS direction; ``grad`` is d(loss)/d(images)."""
+    def step(
+        self,
+        grad: torch.Tensor,
+        active: torch.Tensor,
+        scale: torch.Tensor | None = None,
+        undone: torch.Tensor | None = None,
+    ) -> None:
+        """Move every active image along its L-BFGS direction; ``grad`` is d(loss)/d(images). ``scale``
+        shortens each image's step; ``undone`` marks images put back at their previous point (StepGuard):
+        they learn no curvature pair and retry the same direction, shorter."""
         flat_x = self.x.data.view(self.x.shape[0], -1)
         g = grad.reshape(grad.shape[0], -1).float()
         pinned = ((flat_x <= self.low) & (g > 0)) | ((flat_x >= self.high) & (g < 0))
         g = g.masked_fill(pinned, 0.0)
+        retried = undone if undone is not None else torch.zeros_like(active)
         if self.prev_grad is not None:
-            self._remember(g, active & self.started)
-        first = active & ~self.started
+            self._remember(g, active & self.started & ~retried)
+        # An image whose very first step was undone has no curvature yet: it retries the first kind of step.
+        has_pairs = (self.rho != 0).any(0)
+        first = active & (~self.started | (retried & ~has_pairs))
         # torch's first step: the raw gradient, scaled so its L1 norm is at most 1.
         direction = torch.where(first[:, None], -g, self._two_loop(g))
         step_size = torch.where(first, (1.0 / g.abs().sum(1)).clamp(max=1.0), torch.ones_like(self.h_diag))
+        if scale is not None:
+            step_size = step_size * scale
         step_size = torch.where(active, step_size, torch.zeros_like(step_size))
         before = flat_x.clone()
         flat_x.add_(direction * step_size[:, None]).clamp_(self.low, self.high)
@@ -394,16 +441,27 @@ class BatchedAdam:
         self.square = torch.zeros_like(images, dtype=torch.float32)
         self.count = 0
 
-    def step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
+    def step(
+        self,
+        grad: torch.Tensor,
+        active: torch.Tensor,
+        scale: torch.Tensor | None = None,
+        undone: torch.Tensor | None = None,
+    ) -> None:
+        """``scale`` shortens each image's step; ``undone`` images were put back at their previous point
+        (StepGuard), whose gradient the moments already hold: they retry the same step, shorter."""
         self.count += 1
-        moving = active.view(-1, *([1] * (grad.dim() - 1)))
+        shape = (-1, *([1] * (grad.dim() - 1)))
+        moving = active.view(shape)
+        learning = active if undone is None else active & ~undone
         g = grad.float()
-        self.mean = torch.where(moving, self.mean * self.beta1 + g * (1 - self.beta1), self.mean)
+        self.mean = torch.where(learning.view(shape), self.mean * self.beta1 + g * (1 - self.beta1), self.mean)
         decayed_square = self.square * self.beta2 + g.square() * (1 - self.beta2)
-        self.square = torch.where(moving, decayed_square, self.square)
+        self.square = torch.where(learning.view(shape), decayed_square, self.square)
         mean_hat = self.mean / (1 - self.beta1**self.count)
         square_hat = self.square / (1 - self.beta2**self.count)
-        update = self.learning_rate * mean_hat / (square_hat.sqrt() + self.eps)
+        rate = self.learning_rate if scale is None else self.learning_rate * scale.view(shape)
+        update = rate * mean_hat / (square_hat.sqrt() + self.eps)
         self.x.data.sub_(torch.where(moving, update, torch.zeros_like(update)).to(self.x.dtype))
         self.x.data.clamp_(self.low, self.high)
 
@@ -476,6 +534,7 @@ def stylize(
     target_loss: float | Sequence[float] | None = None,
     precision: str = "auto",
     max_batch_pixels: int | None = None,
+    safeguard: bool = True,
 ) -> StylizeResult:
     """Paint ``content`` in the style of ``styles``, once per style-weight variant, all in one batch.
 
@@ -506,6 +565,8 @@ def stylize(
     ``torch.optim.LBFGS`` without line search, per variant, ``history_size`` curvature pairs).
     ``max_batch_pixels`` bounds the images x pixels of one VGG pass (variants are split into sub-batches);
     by default it is chosen from the device. ``precision`` "auto" means bf16 autocast on CUDA, fp32 on CPU.
+    ``safeguard`` (on by default) undoes and shortens any step that raised a variant's objective
+    (``StepGuard``), so no variant ends worse than where it started; off only to measure what it prevents.
     L-BFGS's ``history_size`` is lowered automatically when the pairs of a large batch would take more than
     2 GiB (or, on CUDA, a quarter of the free memory).
     """
@@ -574,6 +635,7 @@ def stylize(
 
     reporter = _Reporter(on_progress, progress_interval, preview_size, chosen, total_steps, started)
     history_used: list[int] = []
+    undone_steps: list[list[int]] = []
     x: torch.Tensor | None = None
     previous_content: torch.Tensor | None = None
     step_number = 0
@@ -608,6 +670,7 @@ def stylize(
                 history_used.append(history)
                 optimiser = BatchedLBFGS(x, history)
             active = torch.ones(len(weights), dtype=torch.bool, device=dev)
+            guard = StepGuard(x) if safeguard else None
             freezes = targets is not None and scale >= 1.0
             chunks = _chunks(len(weights), x.shape[-1] * x.shape[-2], max_batch_pixels)
             for _ in range(level_steps):
@@ -624,14 +687,22 @@ def stylize(
                     total.sum().backward()
                     grad[chunk] = part.grad
                     losses[chunk] = total.detach()
+                step_scale = undone = None
+                if guard is not None:
+                    grad, undone = guard.judge(x, grad, losses, active)
+                    losses, step_scale = guard.best_loss.clone(), guard.scale
                 if freezes:
                     active &= losses > torch.tensor(targets, device=dev)
                 step_number += 1
                 if freezes and not bool(active.any()):
                     reporter.report(stage, step_number, losses, x, final=True)
                     break
-                optimiser.step(grad, active)
+                optimiser.step(grad, active, step_scale, undone)
                 reporter.report(stage, step_number, losses, x, final=step_number == total_steps)
+            if guard is not None:
+                # The last step was never evaluated: each variant leaves the level at its best point.
+                x.data.copy_(guard.best)
+                undone_steps.append(guard.undone.tolist())
             timings[stage] = time.perf_counter() - level_started
 
     finish_started = time.perf_counter()
@@ -687,6 +758,8 @@ def stylize(
         "optimizer": optimizer,
         "learning_rate": learning_rate if optimizer == "adam" else None,
         "history_size": history_used or None,
+        "safeguard": safeguard,
+        "undone_steps": undone_steps or None,  # per level, per variant: steps the StepGuard undid
         "target_loss": targets,
         "max_batch_pixels": max_batch_pixels,
         # A TorchVersion would pickle as a torch class and load torch into the bot that unpickles the result.
