@@ -636,6 +636,7 @@ def stylize(
     reporter = _Reporter(on_progress, progress_interval, preview_size, chosen, total_steps, started)
     history_used: list[int] = []
     undone_steps: list[list[int]] = []
+    evaluations = 0  # pictures through VGG forward + backward, over all levels
     x: torch.Tensor | None = None
     previous_content: torch.Tensor | None = None
     step_number = 0
@@ -687,6 +688,7 @@ def stylize(
                     total.sum().backward()
                     grad[chunk] = part.grad
                     losses[chunk] = total.detach()
+                    evaluations += part.shape[0]
                 step_scale = undone = None
                 if guard is not None:
                     grad, undone = guard.judge(x, grad, losses, active)
@@ -733,6 +735,7 @@ def stylize(
         "output_size": list(output.size),
         "steps": total_steps,
         "steps_taken": step_number,
+        "evaluations": evaluations,
         "levels": [
             {"side": side, "steps": level_steps, "stage": _stage_name(scale)}
             for side, level_steps, scale in levels
