@@ -591,31 +591,9 @@ def stylize(
     """
     started = time.perf_counter()
     style_images = [styles] if isinstance(styles, Image.Image) else list(styles)
-    if not style_images:
-        raise ValueError("at least one style image is needed")
-    if optimizer not in ("adam", "lbfgs"):
-        raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
-    if init not in ("content", "noise"):
-        raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
-    if steps < 1 or size < 1:
-        raise ValueError("steps and size must be positive")
-    if style_weight is None:
-        if variant_factors is not None:
-            raise ValueError("variant_factors go with a raw style_weight; calibrated variants are strengths")
-        strengths = [check_strength(s) for s in (strengths or strip_strengths(strength, variants))]
-        if check_strength(strength) not in strengths:
-            raise ValueError(f"strength {strength} is not among the strengths painted {strengths}")
-        chosen = strengths.index(strength)
-        factors = [style_factor(s, strength) for s in strengths]
-    else:
-        if strengths is not None:
-            raise ValueError("strengths are calibrated for the pair: give them without a raw style_weight")
-        factors = list(variant_factors) if variant_factors is not None else variant_factors_for(variants)
-        chosen = min(range(len(factors)), key=lambda i: (abs(math.log(factors[i])), i))
-    blend = list(style_blend) if style_blend is not None else [1.0] * len(style_images)
-    if len(blend) != len(style_images) or any(share < 0 for share in blend) or sum(blend) <= 0:
-        raise ValueError("style_blend needs one non-negative share per style image, not all zero")
-    blend = [share / sum(blend) for share in blend]
+    _check_choices(style_images, optimizer, init, steps, size)
+    strengths, factors, chosen = _variant_plan(style_weight, strength, strengths, variants, variant_factors)
+    blend = _normalised_blend(style_blend, len(style_images))
     targets = _per_variant(target_loss, len(factors))
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
@@ -634,183 +612,252 @@ def stylize(
         weights = [balance.style_weight(s, content_weight) for s in strengths]
     else:
         weights = [style_weight * factor for factor in factors]
-
-    def too_thin(side: int) -> bool:
-        # A picture fine at the output size can be a few pixels thick at a coarse level, where VGG's
-        # pooling would fail; resized exactly as the level loop below resizes each input.
-        inputs = [(content.size, side)]
-        inputs += [(image.size, max(1, round(side * style_scale))) for image in style_images]
-        return any(min(_longest_resized(image_size, longest)) < MIN_PAINTABLE_SIDE for image_size, longest in inputs)
-
     # With a target the run ends on the loss, and ``steps`` is only the cap: counted in full-size evaluations
     # so that the coarse levels do not take a quarter of it. Without one, ``steps`` is what the user asked
     # for and sees in the progress.
+    too_thin = _too_thin_at(content, style_images, style_scale)
     levels = _levels(size, steps, schedule, too_thin, coarse_at_cost=targets is not None)
     total_steps = sum(level_steps for _, level_steps, _ in levels)
     if max_batch_pixels is None:
         # CPU: one image per pass keeps activations in cache-friendly sizes (5 x 256^2 in one pass costs
         # twice 5 single passes on 2 cores). CUDA: enough for 5 variants at 1024 px in one pass.
         max_batch_pixels = 5 * 1024 * 1024 if dev.type == "cuda" else 128 * 128
-    style_weight_tensor = torch.tensor(weights, dtype=torch.float32, device=dev)
-    target_tensor = torch.tensor(targets, dtype=torch.float32, device=dev) if targets is not None else None
-    variant_indices = torch.arange(len(weights), device=dev)
-    generator = torch.Generator(device=dev).manual_seed(seed)
+    run = _Run(
+        net=net, mode=mode, device=dev, content=content, output=output, style_images=style_images, blend=blend,
+        style_scale=style_scale, size=size, content_layers=content_layers, style_layers=style_layers,
+        content_weight=content_weight, style_weights=torch.tensor(weights, dtype=torch.float32, device=dev),
+        tv_weight=tv_weight, optimizer=optimizer, learning_rate=learning_rate, history_size=history_size,
+        safeguard=safeguard, max_batch_pixels=max_batch_pixels,
+        targets=torch.tensor(targets, dtype=torch.float32, device=dev) if targets is not None else None,
+        cancel=cancel, total_steps=total_steps,
+        reporter=_Reporter(on_progress, progress_interval, preview_size, chosen, total_steps, started),
+    )
     timings: dict[str, float] = {"prepare": time.perf_counter() - started}
-
-    reporter = _Reporter(on_progress, progress_interval, preview_size, chosen, total_steps, started)
-    history_used: list[int] = []
-    undone_steps: list[list[int]] = []
-    picture_evaluations = 0  # pictures through VGG forward + backward, over all levels
-    x: torch.Tensor | None = None
-    previous_content: torch.Tensor | None = None
-    step_number = 0
-    evaluations = 0.0  # in full-size steps: a step at half the side costs a quarter
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    x = previous_content = None
     with mode.backends():
         for side, level_steps, scale in levels:
             level_started = time.perf_counter()
-            stage = _stage_name(scale)
-            level_content_image = resize_longest(content, side) if side != size else output
-            level_content = pil_to_tensor(level_content_image, dev)
-            level_styles = [
-                pil_to_tensor(resize_longest(image, max(1, round(side * style_scale))), dev)
-                for image in style_images
-            ]
-            objective = _Objective(
-                net,
-                level_content,
-                level_styles,
-                blend,
-                content_layers=content_layers,
-                style_layers=style_layers,
-                content_weight=content_weight,
-                style_weights=style_weight_tensor,
-                tv_weight=tv_weight,
-                precision=mode,
-            )
-            x = _start_images(x, previous_content, level_content, len(weights), init, generator)
-            previous_content = level_content
-            if optimizer == "adam":
-                optimiser = BatchedAdam(x, learning_rate)
-            else:
-                history = _history_that_fits(history_size, x, dev)
-                history_used.append(history)
-                optimiser = BatchedLBFGS(x, history)
-            # ``active`` lives on the device for the optimiser; ``frozen`` is its host mirror, so that no step
-            # waits for the device to say which chunks still move (one read per step, only while freezing).
-            active = torch.ones(len(weights), dtype=torch.bool, device=dev)
-            guard = StepGuard(x) if safeguard else None
-            frozen = [False] * len(weights)
-            freezes = target_tensor is not None and scale >= 1.0
-            chunks = _chunks(len(weights), x.shape[-1] * x.shape[-2], max_batch_pixels)
-            for _ in range(level_steps):
-                if cancel is not None and cancel():
-                    raise Cancelled("stylize() was cancelled")
-                grad = torch.zeros_like(x)
-                losses = torch.zeros(len(weights), device=dev)
-                for chunk in chunks:
-                    if all(frozen[chunk]):
-                        continue
-                    part = x[chunk].detach().requires_grad_(True)
-                    total = objective.terms(part, variant_indices[chunk])["total"]
-                    total.sum().backward()
-                    grad[chunk] = part.grad
-                    losses[chunk] = total.detach()
-                    picture_evaluations += part.shape[0]
-                step_scale = undone = None
-                if guard is not None:
-                    grad, undone = guard.judge(x, grad, losses, active)
-                    losses, step_scale = guard.best_loss.clone(), guard.scale
-                if freezes:
-                    newly = _reached_target(objective, x, losses, target_tensor, frozen, mode.bf16,
-                                            max_batch_pixels)
-                    if newly:
-                        for index in newly:
-                            frozen[index] = True
-                        active[newly] = False
-                step_number += 1
-                evaluations += (side / size) ** 2
-                if freezes and all(frozen):
-                    reporter.report(stage, step_number, losses, x, final=True)
-                    break
-                optimiser.step(grad, active, step_scale, undone)
-                reporter.report(stage, step_number, losses, x, final=step_number == total_steps)
-            if guard is not None:
-                # The last step was never evaluated: each variant leaves the level at its best point.
-                x.data.copy_(guard.best)
-                undone_steps.append(guard.undone.tolist())
-            timings[stage] = time.perf_counter() - level_started
+            x, previous_content = _paint_level(run, side, level_steps, scale, x, previous_content, init, generator)
+            timings[_stage_name(scale)] = time.perf_counter() - level_started
 
     finish_started = time.perf_counter()
     images = [tensor_to_pil(image) for image in x]
     if preserve_colors:
         images = [with_chroma_of(image, output) for image in images]
     with mode.backends(exact=True), torch.no_grad():
-        final_losses = _score(
-            images,
-            output,
-            style_images,
-            blend,
-            net,
-            dev,
-            weights,
-            content_weight,
-            tv_weight,
-            style_scale,
-            size,
-            content_layers,
-            style_layers,
-            max_batch_pixels,
-        )
+        final_losses = _score(run, images, weights)
     timings["finish"] = time.perf_counter() - finish_started
     timings["total"] = time.perf_counter() - started
-    params = {
-        "size": size,
-        "output_size": list(output.size),
-        "steps": total_steps,
-        "steps_taken": step_number,
-        "full_size_evaluations": round(evaluations, 2),
-        "evaluations": picture_evaluations,
+    params = _params_record(run, levels, schedule, weights, {
+        "style_weight": style_weight if style_weight is not None else weights[chosen],
+        "strength": strength if strengths is not None else None, "strengths": strengths,
+        "balance": dataclasses.asdict(balance) if balance is not None else None, "variant_factors": factors,
+        "init": init, "seed": seed, "preserve_colors": preserve_colors, "target_loss": targets,
+    })
+    return StylizeResult(images=images, style_weights=weights, chosen=chosen, strengths=strengths,
+                         losses=final_losses, timings=timings, params=params)
+
+
+def _check_choices(style_images: list[Image.Image], optimizer: str, init: str, steps: int, size: int) -> None:
+    if not style_images:
+        raise ValueError("at least one style image is needed")
+    if optimizer not in ("adam", "lbfgs"):
+        raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    if init not in ("content", "noise"):
+        raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
+    if steps < 1 or size < 1:
+        raise ValueError("steps and size must be positive")
+
+
+def _variant_plan(style_weight, strength, strengths, variants, variant_factors):
+    """(strengths or None, style-weight factors relative to the chosen variant, the chosen variant's index)."""
+    if style_weight is None:
+        if variant_factors is not None:
+            raise ValueError("variant_factors go with a raw style_weight; calibrated variants are strengths")
+        strengths = [check_strength(s) for s in (strengths or strip_strengths(strength, variants))]
+        if check_strength(strength) not in strengths:
+            raise ValueError(f"strength {strength} is not among the strengths painted {strengths}")
+        return strengths, [style_factor(s, strength) for s in strengths], strengths.index(strength)
+    if strengths is not None:
+        raise ValueError("strengths are calibrated for the pair: give them without a raw style_weight")
+    factors = list(variant_factors) if variant_factors is not None else variant_factors_for(variants)
+    return None, factors, min(range(len(factors)), key=lambda i: (abs(math.log(factors[i])), i))
+
+
+def _normalised_blend(style_blend: Sequence[float] | None, count: int) -> list[float]:
+    blend = list(style_blend) if style_blend is not None else [1.0] * count
+    if len(blend) != count or any(share < 0 for share in blend) or sum(blend) <= 0:
+        raise ValueError("style_blend needs one non-negative share per style image, not all zero")
+    return [share / sum(blend) for share in blend]
+
+
+def _too_thin_at(content: Image.Image, style_images: list[Image.Image], style_scale: float) -> Callable[[int], bool]:
+    def too_thin(side: int) -> bool:
+        # A picture fine at the output size can be a few pixels thick at a coarse level, where VGG's
+        # pooling would fail; resized exactly as _objective_at resizes each input.
+        inputs = [(content.size, side)]
+        inputs += [(image.size, max(1, round(side * style_scale))) for image in style_images]
+        return any(min(_longest_resized(image_size, longest)) < MIN_PAINTABLE_SIDE for image_size, longest in inputs)
+
+    return too_thin
+
+
+@dataclass
+class _Run:
+    """What every level of one stylize() call shares, and what the levels count between them."""
+
+    net: nn.Sequential
+    mode: _Precision
+    device: torch.device
+    content: Image.Image
+    output: Image.Image  # the content at the output size
+    style_images: list[Image.Image]
+    blend: list[float]
+    style_scale: float
+    size: int
+    content_layers: Sequence[str]
+    style_layers: Sequence[str]
+    content_weight: float
+    style_weights: torch.Tensor
+    tv_weight: float
+    optimizer: str
+    learning_rate: float
+    history_size: int
+    safeguard: bool
+    max_batch_pixels: int
+    targets: torch.Tensor | None
+    cancel: Callable[[], bool] | None
+    total_steps: int
+    reporter: _Reporter
+    step_number: int = 0
+    evaluations: float = 0.0  # in full-size steps: a step at half the side costs a quarter
+    picture_evaluations: int = 0  # pictures through VGG forward + backward, over all levels
+    history_used: list[int] = field(default_factory=list)
+    undone_steps: list[list[int]] = field(default_factory=list)  # per level, per variant
+
+
+def _objective_at(run: _Run, side: int, *, exact: bool = False) -> tuple[_Objective, torch.Tensor]:
+    """The objective with the content and styles resized for a level of longest side ``side``, and that
+    content as a tensor; ``exact`` scores in fp32 whatever the run paints in."""
+    content_image = resize_longest(run.content, side) if side != run.size else run.output
+    content = pil_to_tensor(content_image, run.device)
+    styles = [
+        pil_to_tensor(resize_longest(image, max(1, round(side * run.style_scale))), run.device)
+        for image in run.style_images
+    ]
+    objective = _Objective(
+        run.net,
+        content,
+        styles,
+        run.blend,
+        content_layers=run.content_layers,
+        style_layers=run.style_layers,
+        content_weight=run.content_weight,
+        style_weights=run.style_weights,
+        tv_weight=run.tv_weight,
+        precision=_Precision(run.device, "fp32") if exact else run.mode,
+    )
+    return objective, content
+
+
+def _paint_level(run: _Run, side: int, level_steps: int, scale: float, x, previous_content, init, generator):
+    """One level of the schedule: its objective, its own optimiser and StepGuard, up to ``level_steps``
+    steps; returns the pictures (each at its best point) and this level's content, for the next level."""
+    stage = _stage_name(scale)
+    objective, level_content = _objective_at(run, side)
+    count = run.style_weights.shape[0]
+    x = _start_images(x, previous_content, level_content, count, init, generator)
+    if run.optimizer == "adam":
+        optimiser = BatchedAdam(x, run.learning_rate)
+    else:
+        history = _history_that_fits(run.history_size, x, run.device)
+        run.history_used.append(history)
+        optimiser = BatchedLBFGS(x, history)
+    # ``active`` lives on the device for the optimiser; ``frozen`` is its host mirror, so that no step waits
+    # for the device to say which chunks still move (one read per step, only while freezing).
+    active = torch.ones(count, dtype=torch.bool, device=run.device)
+    guard = StepGuard(x) if run.safeguard else None
+    frozen = [False] * count
+    freezes = run.targets is not None and scale >= 1.0
+    chunks = _chunks(count, x.shape[-1] * x.shape[-2], run.max_batch_pixels)
+    for _ in range(level_steps):
+        if run.cancel is not None and run.cancel():
+            raise Cancelled("stylize() was cancelled")
+        grad, losses = _evaluate(run, objective, x, chunks, frozen)
+        step_scale = undone = None
+        if guard is not None:
+            grad, undone = guard.judge(x, grad, losses, active)
+            losses, step_scale = guard.best_loss.clone(), guard.scale
+        if freezes:
+            newly = _reached_target(objective, x, losses, run.targets, frozen, run.mode.bf16, run.max_batch_pixels)
+            if newly:
+                for index in newly:
+                    frozen[index] = True
+                active[newly] = False
+        run.step_number += 1
+        run.evaluations += (side / run.size) ** 2
+        if freezes and all(frozen):
+            run.reporter.report(stage, run.step_number, losses, x, final=True)
+            break
+        optimiser.step(grad, active, step_scale, undone)
+        run.reporter.report(stage, run.step_number, losses, x, final=run.step_number == run.total_steps)
+    if guard is not None:
+        # The last step was never evaluated: each variant leaves the level at its best point.
+        x.data.copy_(guard.best)
+        run.undone_steps.append(guard.undone.tolist())
+    return x, level_content
+
+
+def _evaluate(run: _Run, objective: _Objective, x: torch.Tensor, chunks: list[slice], frozen: list[bool]):
+    """Each picture's objective and its gradient, a chunk of pictures per VGG pass; frozen chunks skipped."""
+    grad = torch.zeros_like(x)
+    losses = torch.zeros(x.shape[0], device=x.device)
+    indices = torch.arange(x.shape[0], device=x.device)
+    for chunk in chunks:
+        if all(frozen[chunk]):
+            continue
+        part = x[chunk].detach().requires_grad_(True)
+        total = objective.terms(part, indices[chunk])["total"]
+        total.sum().backward()
+        grad[chunk] = part.grad
+        losses[chunk] = total.detach()
+        run.picture_evaluations += part.shape[0]
+    return grad, losses
+
+
+def _params_record(run: _Run, levels, schedule, weights: list[float], choices: dict) -> dict:
+    """Everything needed to paint the same pictures again, JSON-able."""
+    return {
+        "size": run.size,
+        "output_size": list(run.output.size),
+        "steps": run.total_steps,
+        "steps_taken": run.step_number,
+        "full_size_evaluations": round(run.evaluations, 2),
+        "evaluations": run.picture_evaluations,
         "levels": [
-            {"side": side, "steps": level_steps, "stage": _stage_name(scale)}
-            for side, level_steps, scale in levels
+            {"side": side, "steps": level_steps, "stage": _stage_name(scale)} for side, level_steps, scale in levels
         ],
         "schedule": [list(level) for level in schedule],
-        "style_weight": style_weight if style_weight is not None else weights[chosen],
         "style_weights": weights,
-        "strength": strength if strengths is not None else None,
-        "strengths": strengths,
-        "balance": dataclasses.asdict(balance) if balance is not None else None,
-        "variant_factors": factors,
-        "content_weight": content_weight,
-        "tv_weight": tv_weight,
-        "style_blend": blend,
-        "style_scale": style_scale,
-        "init": init,
-        "seed": seed,
-        "preserve_colors": preserve_colors,
-        "content_layers": list(content_layers),
-        "style_layers": list(style_layers),
-        "device": str(dev),
-        "precision": mode.name,
-        "optimizer": optimizer,
-        "learning_rate": learning_rate if optimizer == "adam" else None,
-        "history_size": history_used or None,
-        "safeguard": safeguard,
-        "undone_steps": undone_steps or None,  # per level, per variant: steps the StepGuard undid
-        "target_loss": targets,
-        "max_batch_pixels": max_batch_pixels,
+        "content_weight": run.content_weight,
+        "tv_weight": run.tv_weight,
+        "style_blend": run.blend,
+        "style_scale": run.style_scale,
+        "content_layers": list(run.content_layers),
+        "style_layers": list(run.style_layers),
+        "device": str(run.device),
+        "precision": run.mode.name,
+        "optimizer": run.optimizer,
+        "learning_rate": run.learning_rate if run.optimizer == "adam" else None,
+        "history_size": run.history_used or None,
+        "safeguard": run.safeguard,
+        "undone_steps": run.undone_steps if run.safeguard else None,
+        "max_batch_pixels": run.max_batch_pixels,
         # A TorchVersion would pickle as a torch class and load torch into the bot that unpickles the result.
         "torch": str(torch.__version__),
+        **choices,
     }
-    return StylizeResult(
-        images=images,
-        style_weights=weights,
-        chosen=chosen,
-        strengths=strengths,
-        losses=final_losses,
-        timings=timings,
-        params=params,
-    )
 
 
 def _reached_target(
@@ -918,44 +965,13 @@ def _balance(net, output, style_images, blend, size, style_scale, content_layers
     return Balance(content_energy=energy, start_style_loss=float(terms["style"][0]))
 
 
-def _score(
-    images,
-    output,
-    style_images,
-    blend,
-    net,
-    device,
-    weights,
-    content_weight,
-    tv_weight,
-    style_scale,
-    size,
-    content_layers,
-    style_layers,
-    max_batch_pixels,
-) -> list[dict[str, float]]:
+def _score(run: _Run, images: list[Image.Image], weights: list[float]) -> list[dict[str, float]]:
     """The delivered 8-bit images scored in fp32 at full size, as the referee would."""
-    exact = _Precision(device, "fp32")
-    styles = [
-        pil_to_tensor(resize_longest(image, max(1, round(size * style_scale))), device)
-        for image in style_images
-    ]
-    objective = _Objective(
-        net,
-        pil_to_tensor(output, device),
-        styles,
-        blend,
-        content_layers=content_layers,
-        style_layers=style_layers,
-        content_weight=content_weight,
-        style_weights=torch.tensor(weights, dtype=torch.float32, device=device),
-        tv_weight=tv_weight,
-        precision=exact,
-    )
-    batch = torch.cat([pil_to_tensor(image, device) for image in images])
+    objective, _ = _objective_at(run, run.size, exact=True)
+    batch = torch.cat([pil_to_tensor(image, run.device) for image in images])
     losses: list[dict[str, float]] = []
-    for chunk in _chunks(len(images), output.width * output.height, max_batch_pixels):
-        indices = torch.arange(len(images), device=device)[chunk]
+    for chunk in _chunks(len(images), run.output.width * run.output.height, run.max_batch_pixels):
+        indices = torch.arange(len(images), device=run.device)[chunk]
         terms = objective.terms(batch[chunk], indices)
         for row in range(len(indices)):
             losses.append({name: float(value[row]) for name, value in terms.items()})
