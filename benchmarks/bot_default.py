@@ -4,7 +4,9 @@ The job is what /stylize sends with the shipped [style] defaults (bot/config.py)
 that size, the configured variants, the default strength; the stand-in ImageNet weights stand for the real
 ones. Prints seconds for the whole job (decoding, painting, the strip, encoding) and the params.
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/bot_default.py
+    flock /tmp/cpu.lock .venv/bin/python benchmarks/bot_default.py [DIR]
+
+With DIR, the reply's two pictures are written there (image.EXT, strip.EXT) as the bot would upload them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def main() -> None:
         done = run_job(Job("bench", content, painting, options), net, device="cpu")
         print(f"attempt {attempt}: {done.seconds:.1f} s for {options.variants} variants at {options.size} px, "
               f"{options.steps} steps, strengths {done.strengths}")
+    if len(sys.argv) > 1:
+        out = Path(sys.argv[1])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"image.{done.image_ext}").write_bytes(done.image)
+        (out / f"strip.{done.strip_ext}").write_bytes(done.strip)
     print(json.dumps({"cpu": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
                       "seconds": round(done.seconds, 2), "size": options.size, "steps": options.steps,
                       "variants": options.variants, "precision": done.params["precision"],
