@@ -11,6 +11,7 @@ gives the error of the picture's luminance alone (colour ignored), in brackets.
 
     flock /tmp/cpu.lock .venv/bin/python benchmarks/strength_table.py --size 128 --steps 100 \\
         --out benchmarks/results/strength_128.json
+    .venv/bin/python benchmarks/strength_table.py --markdown benchmarks/results/strength_128.json
 """
 
 from __future__ import annotations
@@ -108,7 +109,28 @@ def paint_pair(net, content_name: str, style_name: str, args) -> dict:
     return row
 
 
+def markdown(path: Path) -> str:
+    """The table of a saved run, as in docs/benchmarks.md."""
+    summary = json.loads(path.read_text())
+    strengths = summary["rows"][0]["strengths"]
+    lines = ["| photo | painting | " + " | ".join(f"strength {s}" for s in strengths) + " |",
+             "|---|---|" + "---:|" * len(strengths)]
+    for row in summary["rows"]:
+        errors = row["relative_content_error"]
+        cells = [f"{e:.2f}" for e in errors]
+        if row["grey"]:
+            cells = [f"{e:.2f} ({g:.2f})" for e, g in zip(errors, row["relative_content_error_luminance"], strict=True)]
+        lines.append(f"| {Path(row['content']).stem} | {Path(row['style']).stem.split('_')[0]} | " + " | ".join(cells)
+                     + " |")
+    columns = list(zip(*(row["relative_content_error"] for row in summary["rows"]), strict=True))
+    lines.append("| **range** | | " + " | ".join(f"{min(c):.2f}–{max(c):.2f}" for c in columns) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        print(markdown(Path(sys.argv[2])))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=100)
