@@ -43,10 +43,11 @@ def open_pair(shared_images, content_name, style_name):
     return content, style
 
 
-# The two pairs furthest apart in raw balance (a raw style weight that balances one is far off on the other).
+# Two pairs whose calibrated weights differ about fourfold (4.8e4 and 1.25e4 at strength 5, 128 px): one raw
+# weight would not balance both.
 PAIRS = [
     ("chelsea.jpg", "vangogh_wheat_field_with_cypresses.jpg"),
-    ("coffee.jpg", "matisse_woman_with_a_hat.jpg"),
+    ("rocket.jpg", "gauguin_tahiti_1896.jpg"),
 ]
 
 
@@ -61,7 +62,7 @@ def test_strength_1_keeps_the_photo_5_balances_10_paints(stand_in_vgg, shared_im
     # 1.2 or more on most pairs; at 96 px the balance holds and the ends sit clearly apart from it.
     assert 0.4 <= balanced <= 1.3, f"strength 5 is not balanced: {balanced:.2f}"
     assert faint <= 0.4 and faint <= 0.5 * balanced, f"strength 1 changed the photo too much: {faint:.2f}"
-    assert strong >= 1.3 * balanced, f"strength 10 is hardly more painted than 5: {strong:.2f}"
+    assert strong >= 1.2 * balanced, f"strength 10 is hardly more painted than 5: {strong:.2f}"
 
 
 def test_the_strip_spreads_over_neighbouring_strengths_that_buttons_reach(stand_in_vgg, shared_images):
