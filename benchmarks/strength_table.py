@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--strengths", type=lambda text: [int(s) for s in text.split(",")], default=[1, 3, 5, 7, 10])
-    parser.add_argument("--optimizer", default="lbfgs")
+    parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--contents", nargs="+", default=CONTENTS)
     parser.add_argument("--styles", nargs="+", default=STYLES)

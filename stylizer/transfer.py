@@ -6,12 +6,13 @@ C*H*W, total = content_weight * content + style_weight * style (+ tv_weight * to
 default).
 
 Every variant differs only by its style weight, so all of them share one content target and one set of Gram
-targets and travel through VGG in one batch. The optimiser never couples variants: the L-BFGS (the default)
-keeps each variant's curvature pairs and step apart (one ``torch.optim.LBFGS`` over the whole batch would
-couple them through a shared history and line search), and Adam, offered beside it, is element-wise. Pixels
-are kept in [0, 1] throughout (projected steps), because that is the image the referee scores and the user
-gets. A StepGuard undoes and shortens, per variant, any step that raised the objective. On real ImageNet
-features the guarded L-BFGS reached lower losses than Adam at strengths 1, 5 and 10 (docs/benchmarks.md).
+targets and travel through VGG in one batch. The optimiser never couples variants: Adam (the default) is
+element-wise, and the L-BFGS offered beside it keeps each variant's curvature pairs and step apart (one
+``torch.optim.LBFGS`` over the whole batch would couple them through a shared history and line search).
+Pixels are kept in [0, 1] throughout (projected steps), because that is the image the referee scores and the
+user gets. A StepGuard undoes and shortens, per variant, any step that raised the objective. On real ImageNet
+features the guarded L-BFGS reached lower losses on chelsea + Van Gogh, but its strips were out of order on
+some pairs (strength 10 less painted than 5), which Adam's never were (docs/benchmarks.md).
 
 Speed: the picture is first painted at a fraction of the size (cheap VGG passes settle the large structures)
 and then refined at full size. On CUDA, and on CPUs with native bf16 (AVX-512 BF16 or AMX), the VGG pass runs
@@ -546,7 +547,7 @@ def stylize(
     preview_size: int | None = None,
     cancel: Callable[[], bool] | None = None,
     schedule: Sequence[Sequence[float]] = DEFAULT_SCHEDULE,
-    optimizer: str = "lbfgs",
+    optimizer: str = "adam",
     learning_rate: float = 0.05,
     history_size: int = 100,
     target_loss: float | Sequence[float] | None = None,
@@ -581,8 +582,8 @@ def stylize(
     spent). ``cancel`` is polled before every step and raises ``Cancelled``. ``on_progress`` gets a
     ``Progress`` at most every ``progress_interval`` seconds and always once at the end (``step == total`` unless ``target_loss`` ended the run early).
 
-    ``optimizer`` is "lbfgs" (``BatchedLBFGS``: ``torch.optim.LBFGS`` without line search, per variant,
-    ``history_size`` curvature pairs) or "adam" (``learning_rate`` in pixel units, 0..1).
+    ``optimizer`` is "adam" (``learning_rate`` in pixel units, 0..1) or "lbfgs" (``BatchedLBFGS``:
+    ``torch.optim.LBFGS`` without line search, per variant, ``history_size`` curvature pairs).
     ``max_batch_pixels`` bounds the images x pixels of one VGG pass (variants are split into sub-batches);
     by default it is chosen from the device. ``precision`` "auto" means bf16 autocast on CUDA and on CPUs with
     native bf16, fp32 elsewhere; "fp32" forces fp32.
