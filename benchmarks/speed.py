@@ -1,19 +1,28 @@
-"""Stylizer vs the tutorial baseline: time to reach the baseline's referee loss, one image and a strip.
+"""Stylizer vs a baseline L-BFGS: time to reach the baseline's referee loss, one image and a strip.
 
 Both run in this process on the same inputs with the same VGG weights (the referee's net's state dict is
 loaded into the stylizer's net), and every output is scored by the referee of
 ../shared/bench/gatys_reference.py.
 
-* single: ``baseline`` (torch.optim.LBFGS, ``--steps`` evaluations) vs ``stylize`` with one variant, stopped
-  as soon as its objective is at or below the baseline's referee loss (``target_loss``), ``--steps`` at most.
+* weights: the shared stand-in (real ImageNet VGG-16 features in VGG-19's layout) unless ``--weights``
+  names another state dict or ``random``; content 1 / style 1e5 on real features (1e4 / 1e8 on random ones),
+  both raw (the referee's objective, no strength calibration), so the losses compare.
+* baseline: ``--baseline tutorial`` (the referee file's ``baseline``: torch.optim.LBFGS as the tutorial runs
+  it) or ``line-search`` (the same with strong-Wolfe line search, the careful user's), ``--steps``
+  evaluations (300 by default).
+* single: the baseline vs ``stylize`` with one variant, stopped as soon as its objective is at or below the
+  baseline's referee loss (``target_loss``), ``--steps`` at most.
 * strip: N baselines one after another, each with its own style weight (factors 1/4 … 4), vs one ``stylize``
   call with N variants, each stopped at its baseline's loss.
 
 The losses printed are those of the delivered 8-bit images, whatever the stop rule aimed for. The last line is
-one JSON object.
+one JSON object. Every row gives its seconds per picture-evaluation (one VGG forward + backward of one picture;
+the stylizer's coarse levels are cheaper ones) and the load average around it; when the load changed by more
+than 30 % between rows a warning says so, since the rows then did not run on the same machine.
 
-    .venv/bin/python benchmarks/speed.py --size 256
-    .venv/bin/python benchmarks/speed.py --device cuda --size 512 --weights vgg19-dcbb9e9d.pth --steps 300
+    flock /tmp/cpu.lock .venv/bin/python benchmarks/speed.py --size 256
+    flock /tmp/cpu.lock .venv/bin/python benchmarks/speed.py --size 256 --baseline line-search --skip-strip
+    .venv/bin/python benchmarks/speed.py --device cuda --size 512 --weights vgg19-dcbb9e9d.pth
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ from stylizer.weights import load_vgg19  # noqa: E402
 
 DEFAULT_CONTENT = SHARED / "images" / "content" / "chelsea.jpg"
 DEFAULT_STYLE = SHARED / "images" / "style" / "vangogh_wheat_field_with_cypresses.jpg"
+STAND_IN = SHARED / "weights" / "vgg16_imagenet_as_vgg19.pth"
+LOAD_CHANGE_WARNING = 0.3
 
 
 class PeakMemory:
@@ -84,15 +95,25 @@ class Run:
     # On a shared CPU machine other people's jobs stretch wall time; CPU time stays close to the work done.
     cpu_s: float
     peak_mib: float
+    load: float = 0.0  # one-minute load average, mean of before and after
+
+
+def load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
 
 
 def timed(device: torch.device, memory: PeakMemory, work) -> Run:
     memory.reset()
     synchronise(device)
+    load_before = load_average()
     start, cpu_start = time.perf_counter(), time.process_time()
     result = work()
     synchronise(device)
-    return Run(result, time.perf_counter() - start, time.process_time() - cpu_start, memory.peak_mib())
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return Run(result, wall, cpu, memory.peak_mib(), (load_before + load_average()) / 2)
 
 
 def warm_up_stylizer(content_image, style_image, *, size: int, batch_sizes, **options) -> None:
@@ -124,8 +145,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
     parser.add_argument("--style", type=Path, default=DEFAULT_STYLE)
-    parser.add_argument("--steps", type=int, default=100, help="baseline evaluations; the stylizer's cap")
-    parser.add_argument("--weights", default="random", help="torchvision vgg19 state dict, or 'random'")
+    parser.add_argument("--steps", type=int, default=300, help="baseline evaluations; the stylizer's cap")
+    parser.add_argument("--weights", default=str(STAND_IN),
+                        help="a vgg19 state dict (default: the shared stand-in), or 'random'")
+    parser.add_argument("--baseline", choices=("tutorial", "line-search"), default="tutorial")
+    parser.add_argument("--content-weight", type=float, help="default 1 (1e4 with --weights random)")
+    parser.add_argument("--style-weight", type=float, help="default 1e5 (1e8 with --weights random)")
     parser.add_argument("--variants", type=int, default=5)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument(
@@ -136,12 +161,21 @@ def main() -> None:
         "8 bits does not push it back above",
     )
     parser.add_argument("--skip-strip", action="store_true")
+    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), help="default: the stylizer's")
     args = parser.parse_args()
 
     device = torch.device(args.device)
     random_weights = args.weights == "random"
-    # Random VGG features are tiny: the tutorial's 1 / 1e6 leaves L-BFGS stuck (see the referee's docstring).
-    content_weight, style_weight = (1e4, 1e8) if random_weights else (1.0, 1e6)
+    # Random VGG features are tiny: weights that balance on real ones leave L-BFGS stuck there (see the
+    # referee's docstring); on the stand-in, 1 / 1e5 balances and 1e6 stalls the tutorial's L-BFGS.
+    content_weight, style_weight = (1e4, 1e8) if random_weights else (1.0, 1e5)
+    content_weight = args.content_weight if args.content_weight is not None else content_weight
+    style_weight = args.style_weight if args.style_weight is not None else style_weight
+    line_search = args.baseline == "line-search"
+
+    def run_baseline(referee):
+        return referee_module.baseline(referee, content, args.steps, line_search=line_search)
+
     ref_net = referee_module.vgg19(None if random_weights else args.weights, 0, str(device))
     net = load_vgg19("random", device=device)
     net.load_state_dict(ref_net.state_dict())
@@ -156,7 +190,7 @@ def main() -> None:
     )
     print(
         f"device {device_name}; size {args.size}; weights {args.weights}; content_weight {content_weight:g}; "
-        f"style_weight {style_weight:g}; baseline steps {args.steps}"
+        f"style_weight {style_weight:g}; baseline {args.baseline}, {args.steps} evaluations"
     )
     memory = PeakMemory(device)
 
@@ -170,6 +204,7 @@ def main() -> None:
             style_weight=style_weight,
             content_weight=content_weight,
             variants=variants,
+            **({"optimizer": args.optimizer} if args.optimizer else {}),
             target_loss=[t * (1 - args.margin) for t in targets],
             device=device,
             precision=args.precision,
@@ -195,12 +230,12 @@ def main() -> None:
 
     rows = []
     referee = referee_module.Referee(ref_net, content, style, style_weight, content_weight)
-    baseline = timed(device, memory, lambda: referee_module.baseline(referee, content, args.steps))
+    baseline = timed(device, memory, lambda: run_baseline(referee))
     baseline_loss = referee.score(baseline.result[0])[0]
     mine = timed(device, memory, lambda: run_stylizer(1, [baseline_loss]))
     stylizer_loss = referee.score(delivered(mine.result))[0]
     rows.append(("baseline", 1, args.steps, baseline, [baseline_loss]))
-    rows.append(("stylizer", 1, mine.result.params["steps_taken"], mine, [stylizer_loss]))
+    rows.append(("stylizer", 1, mine.result.params["evaluations"], mine, [stylizer_loss]))
     summary = {
         "device": device_name,
         "size": args.size,
@@ -209,6 +244,8 @@ def main() -> None:
         "content_weight": content_weight,
         "style_weight": style_weight,
         "steps": args.steps,
+        "baseline": args.baseline,
+        "optimizer": mine.result.params["optimizer"],
         "precision": mine.result.params["precision"],
         "levels": mine.result.params["levels"],
         "baseline_s": round(baseline.wall_s, 3),
@@ -232,7 +269,7 @@ def main() -> None:
         for weight in weights:
             one = referee_module.Referee(ref_net, content, style, weight, content_weight)
             baselines.append(
-                timed(device, memory, lambda one=one: referee_module.baseline(one, content, args.steps))
+                timed(device, memory, lambda one=one: run_baseline(one))
             )
             baseline_losses.append(one.score(baselines[-1].result[0])[0])
         together = Run(
@@ -240,6 +277,7 @@ def main() -> None:
             sum(run.wall_s for run in baselines),
             sum(run.cpu_s for run in baselines),
             max(run.peak_mib for run in baselines),
+            sum(run.load for run in baselines) / len(baselines),
         )
         strip = timed(device, memory, lambda: run_stylizer(args.variants, baseline_losses))
         strip_losses = strip_referee.score(delivered(strip.result))
@@ -253,7 +291,7 @@ def main() -> None:
             )
         )
         rows.append(
-            ("stylizer strip", args.variants, strip.result.params["steps_taken"], strip, strip_losses)
+            ("stylizer strip", args.variants, strip.result.params["evaluations"], strip, strip_losses)
         )
         summary.update(
             {
@@ -277,14 +315,27 @@ def main() -> None:
     summary["at_or_below_baseline_loss"] = every_loss_ok
 
     print(
-        f"{'run':<16} {'images':>6} {'steps':>6} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9}  "
-        "referee loss per image"
+        f"{'run':<16} {'images':>6} {'evals':>6} {'wall s':>8} {'CPU s':>8} {'s/eval':>7} {'load':>5} "
+        f"{'peak MiB':>9}  referee loss per image"
     )
-    for name, images, steps, run, losses in rows:
+    for name, images, evaluations, run, losses in rows:
         print(
-            f"{name:<16} {images:>6} {steps:>6} {run.wall_s:>8.2f} {run.cpu_s:>8.2f} {run.peak_mib:>9.0f}  "
+            f"{name:<16} {images:>6} {evaluations:>6} {run.wall_s:>8.2f} {run.cpu_s:>8.2f} "
+            f"{run.wall_s / max(evaluations, 1):>7.3f} {run.load:>5.2f} {run.peak_mib:>9.0f}  "
             + " ".join(f"{loss:.4g}" for loss in losses)
         )
+    summary["rows"] = [
+        {"run": name, "images": images, "evaluations": evaluations, "wall_s": round(run.wall_s, 3),
+         "cpu_s": round(run.cpu_s, 3), "s_per_eval": round(run.wall_s / max(evaluations, 1), 4),
+         "load": round(run.load, 2)}
+        for name, images, evaluations, run, _ in rows
+    ]
+    loads = [run.load for _, _, _, run, _ in rows]
+    if max(loads) > (1 + LOAD_CHANGE_WARNING) * max(min(loads), 0.1):
+        print(f"WARNING: the load average changed from {min(loads):.2f} to {max(loads):.2f} between rows (more "
+              f"than {LOAD_CHANGE_WARNING:.0%}): the rows did not run on an equally busy machine; rerun before "
+              "quoting the ratios")
+        summary["load_warning"] = True
     print(
         f"ratio single {summary['ratio_single']:.2f}x (CPU time {summary['ratio_single_cpu']:.2f}x)"
         + (

@@ -51,9 +51,11 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class StyleConfig:
-    sizes: tuple[int, ...] = (256, 512, 768)
-    default_size: int = 512
-    steps: Mapping[int, int] = field(default_factory=lambda: {256: 150, 512: 300, 768: 300})
+    # CPU defaults: the default request (5 variants at 128 px) answers in under a minute on 2 cores
+    # (docs/benchmarks.md); on a GPU offer and default to 512 px or more.
+    sizes: tuple[int, ...] = (128, 256, 512)
+    default_size: int = 128
+    steps: Mapping[int, int] = field(default_factory=lambda: {128: 100, 256: 150, 512: 300})
     variants: int = 5
     default_strength: int = 5
     base_style_weight: float = 1e6

@@ -7,12 +7,18 @@ import json
 import sys
 from pathlib import Path
 
+from stylizer.strength import DEFAULT_STRENGTH, MAX_STRENGTH, MIN_STRENGTH
+
 EPILOG = """\
 examples:
   stylize photo.jpg starry_night.jpg -o out.png
       paint photo.jpg like the painting, 512 px, with the pretrained VGG-19 (downloaded once)
+  stylize photo.jpg starry_night.jpg -o out.png --strength 7
+      more painting, less photo (1: a hint of the painting ... 10: mostly painting; default 5)
   stylize photo.jpg starry_night.jpg -o out.png --strip strip.png --variants 5
-      also write a labelled strip of 5 style weights (x1/4 ... x4); out.png is the x1 one
+      also write a labelled strip of strengths 3..7 around the chosen one; out.png is strength 5
+  stylize photo.jpg starry_night.jpg --variants 5 --variants-dir variants/
+      every variant as its own PNG: variants/01_strength_3.png ... in strip order
   stylize photo.jpg monet.jpg klimt.jpg --style-blend 0.7 0.3 --preserve-colors -o out.png
       blend two styles' textures, keep the photo's colours
   stylize photo.jpg style.jpg --size 1024 --steps 500 --device cuda --seed 7 -o big.png
@@ -25,9 +31,6 @@ exit status: 0 done, 2 bad input (unreadable image, missing file, picture too th
 weights, --device cuda without a GPU), 1 anything else.
 """
 
-# Random VGG features are orders of magnitude smaller than pretrained ones; these balance content and style.
-RANDOM_WEIGHTS_DEFAULTS = (1e4, 1e8)
-PRETRAINED_DEFAULTS = (1.0, 1e6)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,18 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--strip", type=Path, help="also write a labelled strip of every variant here")
     parser.add_argument(
+        "--strength",
+        type=int,
+        default=DEFAULT_STRENGTH,
+        choices=range(MIN_STRENGTH, MAX_STRENGTH + 1),
+        metavar=f"{MIN_STRENGTH}..{MAX_STRENGTH}",
+        help="how much painting: 1 keeps the photo, 10 is mostly painting; calibrated for every pair of "
+        "pictures (default %(default)s)",
+    )
+    parser.add_argument(
         "--style-weight",
         type=float,
-        help="style weight of the chosen variant (default 1e6; 1e8 with --weights random)",
+        help="for experts: the raw Gatys style weight of the chosen variant, uncalibrated (replaces "
+        "--strength; variants are x1/4 ... x4 of it)",
     )
-    parser.add_argument("--content-weight", type=float, help="default 1; 1e4 with --weights random")
+    parser.add_argument("--content-weight", type=float, default=1.0, help="default %(default)s")
     parser.add_argument("--tv-weight", type=float, default=0.0, help="total-variation smoothing (default 0)")
     parser.add_argument(
         "--variants",
         type=int,
         default=5,
-        help="style weights painted together, spaced by powers of two (default %(default)s)",
+        help="neighbouring strengths painted together (each doubles the style weight) (default %(default)s)",
     )
+    parser.add_argument("--variants-dir", type=Path, help="also write every variant here, 01_<label>.png ...")
     parser.add_argument(
         "--size", type=int, default=512, help="longest side of the output (default %(default)s)"
     )
@@ -99,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def file_label(label: str) -> str:
+    """A strip label as a file name's part: "Strength 3" -> "strength_3", "×0.5 (5e+05)" -> "x0.5_5e+05"."""
+    text = label.replace("×", "x").lower()
+    return "_".join("".join(c if c.isalnum() or c in ".+-" else " " for c in text).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -120,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("a content image and at least one style image are needed")
     if args.style_blend is not None and len(args.style_blend) != len(args.styles):
         parser.error(f"--style-blend needs one share per style image ({len(args.styles)})")
-    if args.variants < 1 or args.steps < 1 or args.size < 16:
-        parser.error("--variants and --steps must be at least 1, --size at least 16")
+    if not 1 <= args.variants <= MAX_STRENGTH - MIN_STRENGTH + 1 or args.steps < 1 or args.size < 16:
+        parser.error("--variants must be 1..10, --steps at least 1, --size at least 16")
 
     if args.device == "cuda":
         import torch
@@ -143,12 +163,14 @@ def main(argv: list[str] | None = None) -> int:
 def _paint(args, content, styles, net, bad_input) -> int:
     from tqdm import tqdm
 
+    from stylizer.strength import strength_label, strip_strengths
     from stylizer.strip import make_strip, variant_label
     from stylizer.transfer import Progress, stylize
 
-    defaults = RANDOM_WEIGHTS_DEFAULTS if args.weights == "random" else PRETRAINED_DEFAULTS
-    content_weight = args.content_weight if args.content_weight is not None else defaults[0]
-    style_weight = args.style_weight if args.style_weight is not None else defaults[1]
+    if args.style_weight is None:
+        weighting = {"strength": args.strength, "strengths": strip_strengths(args.strength, args.variants)}
+    else:
+        weighting = {"style_weight": args.style_weight, "variants": args.variants}
 
     with tqdm(total=args.steps, unit="step", dynamic_ncols=True) as bar:
 
@@ -164,10 +186,9 @@ def _paint(args, content, styles, net, bad_input) -> int:
             net=net,
             size=args.size,
             steps=args.steps,
-            style_weight=style_weight,
-            content_weight=content_weight,
+            content_weight=args.content_weight,
             tv_weight=args.tv_weight,
-            variants=args.variants,
+            **weighting,
             style_blend=args.style_blend,
             style_scale=args.style_scale,
             init=args.init,
@@ -178,10 +199,20 @@ def _paint(args, content, styles, net, bad_input) -> int:
             progress_interval=0.2,
         )
 
+    if result.strengths is not None:
+        labels = [strength_label(strength) for strength in result.strengths]
+    else:
+        labels = [variant_label(weight, args.style_weight) for weight in result.style_weights]
     outputs = [(args.output, result.images[result.chosen])]
     if args.strip is not None:
-        labels = [variant_label(weight, style_weight) for weight in result.style_weights]
         outputs.append((args.strip, make_strip(result.images, labels, content=content, style=styles[0])))
+    if args.variants_dir is not None:
+        try:
+            args.variants_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return bad_input(f"cannot create {args.variants_dir}: {error}")
+        for number, (label, image) in enumerate(zip(labels, result.images, strict=True), start=1):
+            outputs.append((args.variants_dir / f"{number:02d}_{file_label(label)}.png", image))
     for path, image in outputs:
         try:
             image.save(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +77,12 @@ def _too_many_bytes(name: str, size: int, limits: ImageLimits) -> str:
 
 
 def _open(data: bytes, name: str) -> Image.Image:
-    """Parse only the header."""
+    """Parse only the header. Pillow's bomb warning is silenced: ``_check_pixels`` refuses (or, when the
+    configured limit is higher, accepts) such a picture with one sentence of its own."""
     try:
-        return Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as error:
         raise InvalidImage(name, f"{name} declares far too many pixels to be opened safely.") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:

@@ -11,9 +11,6 @@ from __future__ import annotations
 MIN_STRENGTH = 1
 MAX_STRENGTH = 10
 DEFAULT_STRENGTH = 5
-# The style weight at DEFAULT_STRENGTH until the stylizer calibrates the balance per picture pair: content 1,
-# style 1e5 balances on real ImageNet VGG features (../shared/weights/README.md).
-BALANCED_STYLE_WEIGHT = 1e5
 
 
 def check_strength(strength: int) -> int:

@@ -44,6 +44,22 @@ def _grid(count: int, columns: int | None) -> tuple[int, int]:
     return columns, math.ceil(count / columns)
 
 
+def _leaves_empty_slot(count: int) -> bool:
+    columns, rows = _grid(count, None)
+    return columns * rows != count
+
+
+def _stacked(top: Image.Image, bottom: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Two pictures fitted one above the other into one tile of ``size``."""
+    width, height = size
+    cell = Image.new("RGB", size, BACKGROUND)
+    half = (width, (height - 2) // 2)
+    for picture, top_edge in ((top, 0), (bottom, height - half[1])):
+        fitted = ImageOps.contain(picture.convert("RGB"), half, Image.Resampling.LANCZOS)
+        cell.paste(fitted, ((width - fitted.width) // 2, top_edge + (half[1] - fitted.height) // 2))
+    return cell
+
+
 def variant_label(weight: float, chosen_weight: float) -> str:
     """A variant's strip label: its style weight relative to the chosen one, then absolute ("×0.5 (5e+05)")."""
     return f"×{weight / chosen_weight:g} ({weight:.2g})"
@@ -62,11 +78,16 @@ def make_strip(images: Sequence[Image.Image], labels: Sequence[str], *, content:
     if len(labels) != len(images):
         raise ValueError(f"make_strip got {len(images)} images but {len(labels)} labels")
     tiles = [(image, label, LABEL_COLOUR) for image, label in zip(images, labels, strict=True)]
-    inputs = [(image, name, INPUT_LABEL_COLOUR) for image, name in ((content, "content"), (style, "style"))
-              if image is not None]
-    tiles = inputs + tiles
     tile_w = max(image.width for image in images)
     tile_h = max(image.height for image in images)
+    inputs = [(image, name, INPUT_LABEL_COLOUR) for image, name in ((content, "content"), (style, "style"))
+              if image is not None]
+    if len(inputs) == 2 and columns is None and _leaves_empty_slot(len(tiles) + 2) \
+            and not _leaves_empty_slot(len(tiles) + 1):
+        # The bot's 5 variants plus two inputs would leave a hole at the end of a 4 + 3 grid; the inputs
+        # share one cell instead (3 + 3).
+        inputs = [(_stacked(content, style, (tile_w, tile_h)), "content, style", INPUT_LABEL_COLOUR)]
+    tiles = inputs + tiles
     font_px = max(MIN_FONT_PX, round(max(tile_w, tile_h) / 16))
     font = _font(font_px)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))

@@ -25,3 +25,13 @@ def random_vgg():
     from stylizer.weights import load_vgg19
 
     return load_vgg19("random")
+
+
+@pytest.fixture(scope="session")
+def stand_in_vgg():
+    """Real ImageNet features: VGG-16's convolutions in VGG-19's layout (../shared/weights/README.md)."""
+    from stylizer.weights import load_vgg19
+
+    path = (SHARED / "weights" / "vgg16_imagenet_as_vgg19.pth").resolve()
+    assert path.is_file(), f"stand-in weights missing at {path}"
+    return load_vgg19(path)

@@ -114,3 +114,40 @@ def test_style_blend_must_match_the_styles(photo, painting, capsys):
         main([photo, painting, "--style-blend", "1", "2", "--weights", "random"])
     assert exit_info.value.code == 2
     assert "--style-blend" in capsys.readouterr().err
+
+
+def png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header declares width x height RGB pixels, with no pixel data: cheap to make."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+
+
+def test_a_100_megapixel_png_is_refused_in_one_line_without_pillows_warning(tmp_path, painting):
+    huge = tmp_path / "huge.png"
+    png_header_only(huge, 10_000, 10_000)
+    result = run_cli(str(huge), painting, "--weights", "random", "-o", str(tmp_path / "o.png"))
+    assert_one_line_naming(result, "huge.png")
+    assert "megapixels" in result.stderr and "DecompressionBomb" not in result.stderr
+
+
+def test_variants_dir_gets_every_variant_in_strip_order(tmp_path, photo, painting):
+    result = run_cli(photo, painting, "--weights", "random", "--size", "32", "--steps", "2", "--variants", "3",
+                     "--strength", "1", "-o", str(tmp_path / "out.png"), "--variants-dir", str(tmp_path / "v"))
+    assert result.returncode == 0, result.stderr
+    names = sorted(path.name for path in (tmp_path / "v").iterdir())
+    assert names == ["01_strength_1.png", "02_strength_2.png", "03_strength_3.png"]
+    with Image.open(tmp_path / "v" / "01_strength_1.png") as first, Image.open(tmp_path / "out.png") as chosen:
+        assert first.tobytes() == chosen.tobytes()  # strength 1 is the chosen one, the strip's first tile
+
+
+def test_strength_outside_1_to_10_is_refused(photo, painting, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([photo, painting, "--strength", "11", "--weights", "random"])
+    assert exit_info.value.code == 2
+    assert "--strength" in capsys.readouterr().err

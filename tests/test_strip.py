@@ -214,3 +214,17 @@ def test_an_impossible_budget_is_an_error():
 def test_non_rgb_input_is_encoded_as_rgb():
     data, ext = encode_within(solid(COLOURS[0]).convert("RGBA"), 100_000)
     assert ext == "png" and decode(data).mode == "RGB"
+
+
+def test_the_bots_strip_of_five_with_both_inputs_leaves_no_empty_slot():
+    content, style = solid(COLOURS[5], (80, 60)), solid(COLOURS[6], (60, 80))
+    variants = [solid(c, (80, 60)) for c in COLOURS[:5]]
+    sheet = make_strip(variants, [f"Strength {s}" for s in range(3, 8)], content=content, style=style)
+    boxes = [box_of(sheet, c) for c in COLOURS[:5]]
+    content_box, style_box = box_of(sheet, COLOURS[5]), box_of(sheet, COLOURS[6])
+    # Both inputs share the first cell, one above the other; then 2 + 3 variants: two full rows of three.
+    assert content_box[0] < boxes[0][0] and content_box[3] <= style_box[1]
+    tops = sorted({box[1] for box in boxes})
+    assert len(tops) == 2 and [box[1] for box in boxes].count(tops[1]) == 3
+    lefts = sorted({box[0] for box in boxes})
+    assert len(lefts) == 3 and boxes[2][0] < boxes[0][0]  # the second row starts in the first column

@@ -19,13 +19,7 @@ from PIL import Image
 from stylizer.executor._jobs import CANCELLED
 from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobProgress
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
-from stylizer.strength import (
-    BALANCED_STYLE_WEIGHT,
-    check_strength,
-    strength_label,
-    strip_strengths,
-    style_factor,
-)
+from stylizer.strength import check_strength, strength_label, strip_strengths, style_factor
 from stylizer.strip import encode_within, make_strip
 from stylizer.transfer import Cancelled, Progress, stylize
 
@@ -80,9 +74,7 @@ def run_job(
 
     check_both_paintable(options.size)
     strengths = strip_strengths(check_strength(options.strength), options.variants)
-    style_weight = options.style_weight
-    if style_weight is None:
-        style_weight = BALANCED_STYLE_WEIGHT * style_factor(options.strength)
+    weighting = _weighting(options, strengths)
     # A random seed is still reported, so that whoever liked the picture can paint it again.
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
 
@@ -90,15 +82,8 @@ def run_job(
         if on_progress is None:
             return
         preview = _encode_preview(progress.preview) if previews and progress.preview is not None else None
-        on_progress(
-            JobProgress(
-                stage=progress.stage,
-                step=progress.step,
-                total=progress.total,
-                elapsed=progress.elapsed,
-                preview=preview,
-            )
-        )
+        on_progress(JobProgress(stage=progress.stage, step=progress.step, total=progress.total,
+                                elapsed=progress.elapsed, preview=preview))
 
     def paint(size: int):
         return stylize(
@@ -107,10 +92,9 @@ def run_job(
             net=net,
             size=size,
             steps=options.steps,
-            style_weight=style_weight,
             content_weight=options.content_weight,
             tv_weight=options.tv_weight,
-            variant_factors=[style_factor(strength, options.strength) for strength in strengths],
+            **weighting,
             seed=seed,
             preserve_colors=options.preserve_colors,
             device=device,
@@ -120,28 +104,7 @@ def run_job(
             cancel=cancelled,
         )
 
-    size = options.size
-    note = None
-    try:
-        result = paint(size)
-    except torch.cuda.OutOfMemoryError:
-        out_of_memory = True
-    else:
-        out_of_memory = False
-    if out_of_memory:
-        # Retried outside the except block, so the failed attempt's tensors (held by the traceback) are freed.
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        size = max(1, round(size * OOM_RETRY_SCALE))
-        try:
-            check_both_paintable(size)
-        except InvalidImage as too_thin:
-            # The pictures were fine at the size asked for: the user should hear about memory, not about them.
-            raise torch.cuda.OutOfMemoryError(f"out of memory at {options.size} px; {too_thin}") from too_thin
-        logger.warning("job %s ran out of GPU memory at %d px; retrying at %d px", job.job_id, options.size, size)
-        result = paint(size)
-        note = f"Rendered at {size} px instead of {options.size} px: the GPU ran out of memory."
-
+    result, note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
     strip = make_strip(result.images, [strength_label(s) for s in strengths], content=content, style=style)
     image_bytes, image_ext = encode_within(result.images[result.chosen], options.output_max_bytes)
     strip_bytes, strip_ext = encode_within(strip, options.output_max_bytes)
@@ -161,6 +124,35 @@ def run_job(
         params=params,
         note=note,
     )
+
+
+def _weighting(options, strengths: tuple[int, ...]) -> dict:
+    """stylize()'s weight options: the strengths, calibrated by the stylizer for the pair, or an expert's raw
+    style weight at ``options.strength`` with the strip's factors around it."""
+    if options.style_weight is None:
+        return {"strength": options.strength, "strengths": strengths}
+    factors = [style_factor(strength, options.strength) for strength in strengths]
+    return {"style_weight": options.style_weight, "variant_factors": factors}
+
+
+def _paint_with_memory_retry(paint, check_both_paintable, size: int, job_id: str):
+    """``(paint(size), None)``, or after running out of GPU memory ``(paint(smaller), note for the user)``."""
+    try:
+        return paint(size), None
+    except torch.cuda.OutOfMemoryError:
+        pass
+    # Retried outside the except block, so the failed attempt's tensors (held by the traceback) are freed.
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    smaller = max(1, round(size * OOM_RETRY_SCALE))
+    try:
+        check_both_paintable(smaller)
+    except InvalidImage as too_thin:
+        # The pictures were fine at the size asked for: the user should hear about memory, not about them.
+        raise torch.cuda.OutOfMemoryError(f"out of memory at {size} px; {too_thin}") from too_thin
+    logger.warning("job %s ran out of GPU memory at %d px; retrying at %d px", job_id, size, smaller)
+    note = f"Rendered at {smaller} px instead of {size} px: the GPU ran out of memory."
+    return paint(smaller), note
 
 
 def job_failure(error: BaseException) -> JobFailed:
