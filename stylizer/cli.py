@@ -14,7 +14,7 @@ examples:
   stylize photo.jpg starry_night.jpg -o out.png
       paint photo.jpg like the painting, 512 px, with the pretrained VGG-19 (downloaded once)
   stylize photo.jpg starry_night.jpg -o out.png --strength 7
-      more painting, less photo (1: a hint of the painting ... 10: mostly painting; default 5)
+      more painting, less photo (1: the least painting ... 10: mostly painting; default 5)
   stylize photo.jpg starry_night.jpg -o out.png --strip strip.png --variants 5
       also write a labelled strip of strengths 3..7 around the chosen one; out.png is strength 5
   stylize photo.jpg starry_night.jpg --variants 5 --variants-dir variants/
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_STRENGTH,
         choices=range(MIN_STRENGTH, MAX_STRENGTH + 1),
         metavar=f"{MIN_STRENGTH}..{MAX_STRENGTH}",
-        help="how much painting: 1 keeps the photo, 10 is mostly painting; calibrated for every pair of "
+        help="how much painting: 1 the least, 5 balanced, 10 mostly painting; calibrated for every pair of "
         "pictures (default %(default)s)",
     )
     parser.add_argument(

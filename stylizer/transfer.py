@@ -562,8 +562,8 @@ def stylize(
     level under ``MIN_LEVEL_SIDE``, or where the content or a style would be thinner than
     ``MIN_PAINTABLE_SIDE``, is skipped and its steps go to the next level.
     By default the variants are ``strengths`` (1..10; default ``strip_strengths(strength, variants)``) and
-    their style weights are calibrated for the pair (``Balance``): strength 1 leaves the photo nearly as it
-    is, 5 is balanced, 10 is mostly the painting, on any pair. ``chosen`` is the variant painted at
+    their style weights are calibrated for the pair (``Balance``): strength 1 paints the least, 5 balances
+    the photo and the painting, 10 is mostly the painting, on any pair. ``chosen`` is the variant painted at
     ``strength``. Experts give a raw ``style_weight`` instead (the referee's objective, uncalibrated): variant
     ``i`` then uses ``style_weight * factors[i]``; factors default to ``variant_factors_for(variants)`` and
     ``chosen`` is the variant whose factor is (closest to) 1. Several styles blend their Gram targets with
