@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +20,9 @@ logger = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
 DEFAULT_CONFIG = "config.toml"
+# After shutdown, how long threads still running (a Ray connection attempt, say) may take before the process
+# leaves without them: a SIGTERM must end the bot within 10 s whatever the executor is doing.
+STUCK_THREAD_GRACE_S = 1.0
 
 
 # Interaction and webhook tokens appear in the URLs discord.py logs at DEBUG; they act for the bot for 15 min.
@@ -75,6 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--journal", default=None, help="SQLite journal path (overrides [journal] path)")
     parser.add_argument("--healthcheck", action="store_true",
                         help="exit 0 if a running bot touched its health file in the last 90 s, else 1")
+    parser.add_argument("--ok-without-token", action="store_true",
+                        help="without a token, print how to get one and exit 0 instead of 2 (make run)")
     return parser.parse_args(argv)
 
 
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if health.is_fresh(config.bot.health_file) else 1
     if not config.discord.token:
         print(messages.no_token_help(args.config or DEFAULT_CONFIG), file=sys.stderr)
-        return EXIT_CONFIG
+        return 0 if args.ok_without_token else EXIT_CONFIG
     setup_logging(config.bot.log_level, config.discord.token)
     try:
         asyncio.run(run(config))
@@ -134,6 +140,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def leave_stuck_threads(code: int) -> int:
+    """Return ``code``, or exit at once when threads outlive the event loop (a blocking executor call that
+    cannot be cancelled): Python would otherwise wait for them at exit, past any deadline."""
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in stuck:
+        thread.join(STUCK_THREAD_GRACE_S / max(1, len(stuck)))
+    stuck = [t for t in stuck if t.is_alive()]
+    if not stuck:
+        return code
+    logger.warning("leaving %d thread(s) still running: %s", len(stuck), ", ".join(t.name for t in stuck))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
+    sys.exit(leave_stuck_threads(main()))

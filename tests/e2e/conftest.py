@@ -189,7 +189,19 @@ def in_progress(interaction: FakeInteraction) -> bool:
 
 
 def public_messages(interaction: FakeInteraction) -> list[FakeMessage]:
-    return [m for m in interaction.messages if not m.deleted and not m.ephemeral]
+    """Public messages the bot made in answer (a click acknowledged silently "targets" the clicked message,
+    which was there before)."""
+    return [m for m in interaction.messages
+            if not m.deleted and not m.ephemeral and m is not interaction.source_message]
+
+
+def outcome(interaction: FakeInteraction) -> FakeMessage | None:
+    """How the job ended, as its requester sees it: the result, or the line saying why there is none."""
+    return next((m for m in interaction.messages if not m.deleted and is_finished(m)), None)
+
+
+def mentions(fake: FakeDiscord, message: FakeMessage, user: str) -> bool:
+    return f"<@{fake.user(user)['id']}>" in message.content
 
 
 async def stylize(fake: FakeDiscord, user: str, content: dict | None = None, style: dict | None = None,
