@@ -10,7 +10,7 @@ import io
 import json
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from PIL import Image
 
 from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakediscord.bot_process import REPO_ROOT, BotProcess
+from tests.fakediscord.fixtures import refusals_fail_the_test
 
 E2E_CONFIG = REPO_ROOT / "tests" / "e2e.config.toml"
 SHARED_IMAGES = (REPO_ROOT / ".." / "shared" / "images").resolve()
@@ -95,6 +96,17 @@ async def bot(fake: FakeDiscord, tmp_path_factory: pytest.TempPathFactory,
     process = await start_bot(fake, tmp_path_factory.mktemp("bot"), overrides)
     yield process
     await fake.stop_bot()
+
+
+@pytest.fixture(autouse=True)
+def bot_traffic_is_valid(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every e2e test fails if Discord would have refused the bot's requests while it ran (unless the test is
+    marked ``refused_on_purpose``), or the fake crashed on one."""
+    if "fake" not in request.fixturenames:
+        yield
+        return
+    with refusals_fail_the_test(request.getfixturevalue("fake"), request):
+        yield
 
 
 def child_pids(pid: int) -> list[int]:
