@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import logging
 import os
 import re
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.ok_without_token else EXIT_CONFIG
     setup_logging(config.bot.log_level, config.discord.token)
     try:
-        asyncio.run(run(config))
+        run_bounded(run(config))
     except KeyboardInterrupt:
         pass
     except Exception as error:
@@ -138,6 +139,26 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CONFIG
         raise
     return 0
+
+
+def run_bounded(main_coroutine) -> None:
+    """asyncio.run, except that the end does not wait for threads stuck in a blocking call (asyncio.run joins
+    them without a time limit): idle ones are told to go, the rest are left to ``leave_stuck_threads``."""
+    loop = asyncio.new_event_loop()
+    threads = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="bot")
+    loop.set_default_executor(threads)
+    try:
+        loop.run_until_complete(main_coroutine)
+    finally:
+        try:
+            remaining = asyncio.all_tasks(loop)
+            for task in remaining:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*remaining, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            threads.shutdown(wait=False, cancel_futures=True)
+            loop.close()
 
 
 def leave_stuck_threads(code: int) -> int:

@@ -146,6 +146,8 @@ class ChannelReply(Reply):
         text = f"<@{self.user_id}> {content}"
         if self.status is None:
             channel = await self._channel()
+            if missing_permissions(channel):
+                return None  # no status where the bot may not post; the result will find its way
             # No ping for a status line: the result's own message will ping.
             self.status = await channel.send(text, files=_files(files), view=view,
                                              allowed_mentions=discord.AllowedMentions.none())

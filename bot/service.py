@@ -42,10 +42,12 @@ from stylizer.executor.base import (
 
 logger = logging.getLogger(__name__)
 
-# Shutdown: how long results already being uploaded may take, each "restarting" line, and the executor's close.
-DELIVERY_GRACE_S = 4.0
+# Shutdown, within the 10 s between SIGTERM and SIGKILL (Docker's default): results already being uploaded may
+# take DELIVERY_GRACE_S; then each "restarting" line and the executor's close run side by side. The close gets
+# long enough for the local executor to kill a worker that ignores its stop (local.STOP_TIMEOUT_S = 5 s).
+DELIVERY_GRACE_S = 3.0
 GOODBYE_TIMEOUT_S = 2.0
-EXECUTOR_CLOSE_TIMEOUT_S = 2.0
+EXECUTOR_CLOSE_TIMEOUT_S = 5.5
 # How many recent painting times the queue estimate averages.
 RECENT_JOBS = 10
 
@@ -300,7 +302,9 @@ class JobService:
         for running in jobs:
             running.task.cancel()
         await asyncio.gather(*(running.task for running in jobs), return_exceptions=True)
-        await asyncio.gather(*(self._say_goodbye(running) for running in jobs))
+        await asyncio.gather(self._close_executor(), *(self._say_goodbye(running) for running in jobs))
+
+    async def _close_executor(self) -> None:
         try:
             await asyncio.wait_for(self.executor.close(), EXECUTOR_CLOSE_TIMEOUT_S)
         except TimeoutError:

@@ -824,3 +824,94 @@ def test_healthcheck_reads_the_health_file(tmp_path):
     old = time.time() - 120
     os.utime(health_file, (old, old))
     assert _run_bot("--config", str(path), "--healthcheck").returncode == 1
+
+
+# ----- a channel that refuses the result -----
+
+def _forbidden() -> discord.Forbidden:
+    return discord.Forbidden(SimpleNamespace(status=403, reason="Forbidden"), {"code": 50013,
+                                                                                 "message": "Missing Permissions"})
+
+
+class FakeChannel:
+    def __init__(self, refuse: bool):
+        self.refuse = refuse
+        self.sent = []
+
+    async def send(self, content, **kwargs):
+        if self.refuse:
+            raise _forbidden()
+        self.sent.append(content)
+        return SimpleNamespace(id=77)
+
+
+class FakeUser:
+    def __init__(self, open_dms: bool):
+        self.open_dms = open_dms
+        self.sent = []
+
+    async def send(self, content, **kwargs):
+        if not self.open_dms:
+            raise _forbidden()
+        self.sent.append((content, [file.filename for file in kwargs.get("files", [])]))
+        return SimpleNamespace(id=88)
+
+
+def _channel_reply(channel: FakeChannel, user: FakeUser):
+    from bot.replies import ChannelReply
+
+    client = SimpleNamespace(get_channel=lambda _: channel, get_user=lambda _: user)
+    return ChannelReply(client, channel_id=3, user_id=1)
+
+
+async def test_a_403_in_the_channel_sends_the_result_by_dm_saying_why():
+    channel, user = FakeChannel(refuse=True), FakeUser(open_dms=True)
+    message_id = await _channel_reply(channel, user).deliver("<@1> your picture is ready.",
+                                                             files=[("stylized.png", b"x")], view=None)
+    assert message_id == 88 and channel.sent == []
+    [(text, files)] = user.sent
+    assert text.startswith("I couldn't post your picture in <#3> (I'm missing Send Messages and Attach Files")
+    assert "your picture is ready" in text and files == ["stylized.png"]
+
+
+async def test_closed_dms_too_make_the_result_undeliverable():
+    with pytest.raises(Undeliverable) as caught:
+        await _channel_reply(FakeChannel(refuse=True), FakeUser(open_dms=False)).deliver(
+            "x", files=[("stylized.png", b"x")], view=None)
+    assert caught.value.channel_id == 3 and caught.value.missing == ["send_messages", "attach_files"]
+
+
+async def test_a_channel_that_takes_the_result_gets_it_pinging_only_the_requester():
+    channel, user = FakeChannel(refuse=False), FakeUser(open_dms=True)
+    reply = _channel_reply(channel, user)
+    sent = {}
+
+    async def send(content, **kwargs):
+        sent.update(kwargs, content=content)
+        return SimpleNamespace(id=77)
+
+    channel.send = send
+    assert await reply.deliver("<@1> done", files=[], view=None) == 77
+    mentions = sent["allowed_mentions"]
+    assert [user.id for user in mentions.users] == [1] and mentions.everyone is False and mentions.roles is False
+    assert user.sent == []
+
+
+# ----- the client -----
+
+def test_the_client_has_no_prefix_commands_and_no_message_content_intent():
+    from bot.app import StyleBot
+
+    client = StyleBot(parse_config({"executor": {"weights": "random", "device": "cpu"}}, {}))
+    assert type(client).__mro__[1] is discord.Client
+    assert not client.intents.message_content
+    assert client.tree.allowed_contexts.guild and client.tree.allowed_contexts.dm_channel
+    assert not client.tree.allowed_contexts.private_channel
+    assert client.tree.allowed_installs.guild and not client.tree.allowed_installs.user
+
+
+def test_make_run_without_a_token_ends_with_the_help_and_exit_0():
+    result = _run_bot("--config", str(ROOT / "config.example.toml"), "--ok-without-token")
+    assert result.returncode == 0
+    assert "DISCORD_TOKEN" in result.stderr and "Traceback" not in result.stderr
+    assert "--ok-without-token" in (ROOT / "Makefile").read_text()

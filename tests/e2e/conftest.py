@@ -217,12 +217,13 @@ def mentions(fake: FakeDiscord, message: FakeMessage, user: str) -> bool:
 
 
 async def stylize(fake: FakeDiscord, user: str, content: dict | None = None, style: dict | None = None,
-                  **options: Any) -> FakeInteraction:
-    """``user`` runs /stylize (the shared cat photo and wheat field unless given) and the bot acknowledges in time."""
+                  channel: str | int | None = None, **options: Any) -> FakeInteraction:
+    """``user`` runs /stylize (the shared cat photo and wheat field unless given) in ``channel`` (default
+    "general") and the bot acknowledges in time."""
     content = content or fake.add_attachment(photo_bytes(CONTENT_PHOTO), "chelsea.jpg")
     style = style or fake.add_attachment(photo_bytes(STYLE_PAINTING), "wheat_field.jpg")
-    interaction = await fake.slash_command("stylize", user=user, options={"content": content, "style": style,
-                                                                           **options})
+    interaction = await fake.slash_command("stylize", user=user, channel=channel,
+                                           options={"content": content, "style": style, **options})
     assert await interaction.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
     return interaction
 

@@ -65,6 +65,7 @@ async def test_the_result_is_a_new_message_that_pings_the_requester(fake: FakeDi
     # An edit never notifies: the picture arrives in a message of its own that mentions bob, and nobody else.
     assert result is not status and result in interaction.followups
     assert result.content.startswith(f"<@{fake.user('bob')['id']}> your picture is ready.")
+    assert result.pinged == [fake.user("bob")["id"]]
     assert not mentions(fake, result, "alice")
     # ... and the progress message does not linger next to it.
     await fake.wait_until(lambda: status.deleted, timeout=10)
