@@ -90,17 +90,10 @@ def make_tree(client: discord.Client) -> app_commands.CommandTree:
 
 def register(tree: app_commands.CommandTree, commands: Commands) -> None:
     """Add the slash command and the context menus; the size choices come from the config."""
-    sizes = [app_commands.Choice(name=f"{size} px", value=size) for size in commands.config.style.sizes]
+    sizes = [app_commands.Choice(name=messages.size_choice(size), value=size) for size in commands.config.style.sizes]
 
-    @app_commands.command(name="stylize", description="Paint your photo in the style of a painting")
-    @app_commands.describe(
-        content="The photo to paint",
-        style="The painting whose style to use",
-        strength="How much style: 1 = a hint, 10 = mostly painting",
-        preserve_colors="Keep the photo's own colours",
-        seed="Same seed, same picture: use it to repeat a result",
-        size="Output size (longest side)",
-    )
+    @app_commands.command(name=messages.STYLIZE_COMMAND, description=messages.STYLIZE_DESCRIPTION)
+    @app_commands.describe(**messages.STYLIZE_OPTIONS)
     @app_commands.choices(size=sizes)
     async def stylize(interaction: discord.Interaction, content: discord.Attachment, style: discord.Attachment,
                       strength: app_commands.Range[int, MIN_STRENGTH, MAX_STRENGTH] | None = None,
@@ -117,5 +110,6 @@ def register(tree: app_commands.CommandTree, commands: Commands) -> None:
         await commands.stylize_with_my_style(interaction, message)
 
     tree.add_command(stylize)
-    tree.add_command(app_commands.ContextMenu(name="Use as style", callback=use_as_style))
-    tree.add_command(app_commands.ContextMenu(name="Stylize with my style", callback=stylize_with_my_style))
+    tree.add_command(app_commands.ContextMenu(name=messages.USE_AS_STYLE_MENU, callback=use_as_style))
+    tree.add_command(app_commands.ContextMenu(name=messages.STYLIZE_WITH_MY_STYLE_MENU,
+                                              callback=stylize_with_my_style))

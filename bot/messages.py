@@ -94,6 +94,25 @@ RESUME_EXPIRED = "I restarted and couldn't finish your picture: the links to you
 SHUTTING_DOWN = "The bot is restarting — please try again in a minute."
 PAINTER_UNAVAILABLE = "The painter isn't available right now — please try again later."
 
+# What Discord shows for the commands: names, descriptions, option help.
+STYLIZE_COMMAND = "stylize"
+STYLIZE_DESCRIPTION = "Paint your photo in the style of a painting"
+STYLIZE_OPTIONS = {
+    "content": "The photo to paint",
+    "style": "The painting whose style to use",
+    "strength": "How much style: 1 = a hint, 10 = mostly painting",
+    "preserve_colors": "Keep the photo's own colours",
+    "seed": "Same seed, same picture: use it to repeat a result",
+    "size": "Output size (longest side)",
+}
+USE_AS_STYLE_MENU = "Use as style"
+STYLIZE_WITH_MY_STYLE_MENU = "Stylize with my style"
+
+
+def size_choice(size: int) -> str:
+    return f"{size} px"
+
+
 # Button labels. Tiles in the strip are labelled stylizer.strength.strength_label(s); buttons name the same.
 CANCEL_LABEL = "Cancel"
 DELETE_LABEL = "Delete"
