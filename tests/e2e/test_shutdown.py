@@ -25,13 +25,7 @@ async def test_sigterm_with_a_frozen_painter_ends_the_bot_within_10_s(fake: Fake
     await interaction.wait_final(lambda m: "step" in m.content, timeout=JOB_TIMEOUT_S)
     [painter] = worker_pids(bot)
     # Stopped, not dead: it holds its job and answers nothing, like a hung GPU driver or a lost Ray node.
-    os.kill(painter, signal.SIGSTOP)
-    try:
-        started = time.monotonic()
-        code = await fake.stop_bot(timeout=EXIT_DEADLINE_S + 5)
-        took = time.monotonic() - started
-    finally:
-        _kill_quietly(painter)
+    code, took = await _sigterm_with_frozen(fake, painter)
     assert took < EXIT_DEADLINE_S, f"the bot took {took:.1f} s to exit:\n{bot.log_tail()}"
     assert code == 0, bot.log_tail()
     assert "SIGTERM received, shutting down" in bot.log()
@@ -42,20 +36,23 @@ async def test_sigterm_while_the_painter_is_still_loading_ends_the_bot_within_10
     bot = await fake.start_bot(write_config(tmp_path, CONFIG_OVERRIDES), log_path=tmp_path / "bot.log")
     await fake.wait_until(lambda: len(worker_pids(bot)) == 1, timeout=60)
     [loading] = worker_pids(bot)
-    os.kill(loading, signal.SIGSTOP)
-    try:
-        await fake.wait_for_bot_ready(timeout=60, commands=("stylize",))
-        started = time.monotonic()
-        code = await fake.stop_bot(timeout=EXIT_DEADLINE_S + 5)
-        took = time.monotonic() - started
-    finally:
-        _kill_quietly(loading)
+    code, took = await _sigterm_with_frozen(fake, loading, ready_first=True)
     assert took < EXIT_DEADLINE_S, f"the bot took {took:.1f} s to exit:\n{bot.log_tail()}"
     assert code == 0, bot.log_tail()
 
 
-def _kill_quietly(pid: int) -> None:
+async def _sigterm_with_frozen(fake: FakeDiscord, painter: int, *, ready_first: bool = False) -> tuple[int | None, float]:
+    """Freeze the painter, SIGTERM the bot; returns the bot's exit status and seconds to exit. The frozen
+    painter is killed afterwards whatever happened, so that it cannot outlive the test."""
+    os.kill(painter, signal.SIGSTOP)
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        if ready_first:
+            await fake.wait_for_bot_ready(timeout=60, commands=("stylize",))
+        started = time.monotonic()
+        code = await fake.stop_bot(timeout=EXIT_DEADLINE_S + 5)
+        return code, time.monotonic() - started
+    finally:
+        try:
+            os.kill(painter, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
