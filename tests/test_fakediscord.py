@@ -973,3 +973,12 @@ async def test_a_crash_of_the_fake_fails_the_test_not_just_the_request(fake: Fak
     with pytest.raises(UnknownRequestError, match="a bug of the fake"):
         fake.check()
     fake.server_errors.clear()  # the fixture's own check at exit would fail this test otherwise
+
+
+def test_a_new_message_pings_only_the_mentions_allowed_mentions_lets_through():
+    from tests.fakediscord.models import pinged_users
+
+    assert pinged_users("<@1> and <@!2>", None) == ["1", "2"]
+    assert pinged_users("<@1> and <@2>", {"parse": [], "users": ["2"]}) == ["2"]
+    assert pinged_users("<@1>", {"parse": ["users"]}) == ["1"]
+    assert pinged_users("<@1>", {"parse": []}) == []

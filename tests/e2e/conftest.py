@@ -201,16 +201,29 @@ def in_progress(interaction: FakeInteraction) -> bool:
 
 
 def public_messages(interaction: FakeInteraction) -> list[FakeMessage]:
-    return [m for m in interaction.messages if not m.deleted and not m.ephemeral]
+    """Public messages the bot made in answer (a click acknowledged silently "targets" the clicked message,
+    which was there before)."""
+    return [m for m in interaction.messages
+            if not m.deleted and not m.ephemeral and m is not interaction.source_message]
+
+
+def outcome(interaction: FakeInteraction) -> FakeMessage | None:
+    """How the job ended, as its requester sees it: the result, or the line saying why there is none."""
+    return next((m for m in interaction.messages if not m.deleted and is_finished(m)), None)
+
+
+def mentions(fake: FakeDiscord, message: FakeMessage, user: str) -> bool:
+    return f"<@{fake.user(user)['id']}>" in message.content
 
 
 async def stylize(fake: FakeDiscord, user: str, content: dict | None = None, style: dict | None = None,
-                  **options: Any) -> FakeInteraction:
-    """``user`` runs /stylize (the shared cat photo and wheat field unless given) and the bot acknowledges in time."""
+                  channel: str | int | None = None, **options: Any) -> FakeInteraction:
+    """``user`` runs /stylize (the shared cat photo and wheat field unless given) in ``channel`` (default
+    "general") and the bot acknowledges in time."""
     content = content or fake.add_attachment(photo_bytes(CONTENT_PHOTO), "chelsea.jpg")
     style = style or fake.add_attachment(photo_bytes(STYLE_PAINTING), "wheat_field.jpg")
-    interaction = await fake.slash_command("stylize", user=user, options={"content": content, "style": style,
-                                                                           **options})
+    interaction = await fake.slash_command("stylize", user=user, channel=channel,
+                                           options={"content": content, "style": style, **options})
     assert await interaction.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
     return interaction
 

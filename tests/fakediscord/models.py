@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import itertools
 import mimetypes
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,19 @@ class StoredFile:
         return payload
 
 
+MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def pinged_users(content: str, allowed_mentions: dict[str, Any] | None) -> list[str]:
+    """Whom a new message's user mentions notify: all of them unless allowed_mentions narrows it
+    (``parse`` with "users", or the ``users`` list)."""
+    mentioned = list(dict.fromkeys(MENTION.findall(content)))
+    if allowed_mentions is None or "users" in (allowed_mentions.get("parse") or []):
+        return mentioned
+    allowed = {str(user) for user in allowed_mentions.get("users") or []}
+    return [user for user in mentioned if user in allowed]
+
+
 def guess_content_type(filename: str) -> str | None:
     """What Discord would detect from the name; None (no `content_type` in payloads) when it cannot tell."""
     return mimetypes.guess_type(filename)[0]
@@ -136,6 +150,9 @@ class FakeMessage:
     edited_at: str | None = None
     deleted: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    # User ids this message notified when it was created (mentions in its content that allowed_mentions let
+    # through); edits never notify anyone, as on Discord.
+    pinged: list[str] = field(default_factory=list)
 
     @property
     def ephemeral(self) -> bool:

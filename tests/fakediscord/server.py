@@ -29,6 +29,7 @@ from .models import (
     guess_content_type,
     iso_now,
     make_user,
+    pinged_users,
     snowflake,
 )
 
@@ -1067,6 +1068,7 @@ class FakeDiscord:
             message.record()
         else:
             self._apply(message, payload, files, creating=True)
+            message.pinged = pinged_users(message.content, payload.get("allowed_mentions"))
         self.messages[message.id] = message
         return message
 
