@@ -432,6 +432,7 @@ def stylize(
     target_loss: float | Sequence[float] | None = None,
     precision: str = "auto",
     max_batch_pixels: int | None = None,
+    init_images: Sequence[Image.Image | None] | None = None,
 ) -> StylizeResult:
     """Paint ``content`` in the style of ``styles``, once per style-weight variant, all in one batch.
 
@@ -444,7 +445,9 @@ def stylize(
     ``style_blend`` (normalised; equal shares by default); ``style_scale`` sizes each style relative to the
     output's longest side. ``init`` is "content" or "noise" (uniform, from a generator seeded with ``seed``;
     ``seed=None`` picks one and records it in params). The same seed on the same device repaints the same
-    pixels.
+    pixels. ``init_images`` (one per variant, None for a cold start) warm-starts variants from a picture
+    already painted: the first level that runs starts from it, resized to that level; with
+    ``schedule=((1.0, 1.0),)`` that is a fine-only refinement of it.
 
     ``preserve_colors`` is luminance-only transfer: the Gram targets come from the styles' luminance (as
     grey), and each result keeps its own luminance with the content's chroma (Cb, Cr of YCbCr).
@@ -535,7 +538,7 @@ def stylize(
                 tv_weight=tv_weight,
                 precision=mode,
             )
-            x = _start_images(x, previous_content, level_content, len(weights), init, generator)
+            x = _start_images(x, previous_content, level_content, len(weights), init, generator, init_images)
             previous_content = level_content
             if optimizer == "adam":
                 optimiser = BatchedAdam(x, learning_rate)
@@ -661,13 +664,25 @@ def _start_images(
     count: int,
     init: str,
     generator: torch.Generator,
+    init_images: Sequence[Image.Image | None] | None = None,
 ) -> torch.Tensor:
-    """Starting pixels of a level: the content or noise at the first level, then the coarser result."""
+    """Starting pixels of a level: at the first level a variant's ``init_images`` entry, else the content or
+    noise; then the coarser result."""
     if previous is None:
         if init == "noise":
             noise = torch.rand((1, *content.shape[1:]), generator=generator, device=content.device)
-            return noise.repeat(count, 1, 1, 1)
-        return content.repeat(count, 1, 1, 1)
+            start = noise.repeat(count, 1, 1, 1)
+        else:
+            start = content.repeat(count, 1, 1, 1)
+        if init_images is not None:
+            if len(init_images) != count:
+                raise ValueError(f"init_images needs one entry (or None) per variant: {count}, not {len(init_images)}")
+            height, width = content.shape[-2:]
+            for index, image in enumerate(init_images):
+                if image is not None:
+                    resized = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+                    start[index] = pil_to_tensor(resized, content.device)[0]
+        return start.contiguous()
     height, width = content.shape[-2:]
     upsampled = F.interpolate(previous, size=(height, width), mode="bicubic", align_corners=False)
     if init == "content":

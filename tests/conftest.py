@@ -23,3 +23,13 @@ def random_vgg():
     from stylizer.weights import load_vgg19
 
     return load_vgg19("random")
+
+
+@pytest.fixture(scope="session")
+def imagenet_vgg():
+    """Real ImageNet VGG features (../shared/weights): for tests where the loss landscape matters."""
+    from stylizer.weights import load_vgg19
+
+    path = (SHARED / "weights" / "vgg16_imagenet_as_vgg19.pth").resolve()
+    assert path.is_file(), f"shared weights missing at {path}"
+    return load_vgg19(str(path))
