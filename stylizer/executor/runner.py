@@ -18,6 +18,7 @@ from PIL import Image
 
 from stylizer.executor._jobs import CANCELLED
 from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobProgress
+from stylizer.executor.reuse import PaintedTile, ReusePlan, decode_painted, encode_png, plan_reuse
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
 from stylizer.strength import (
     BALANCED_STYLE_WEIGHT,
@@ -27,7 +28,7 @@ from stylizer.strength import (
     style_factor,
 )
 from stylizer.strip import encode_within, make_strip
-from stylizer.transfer import Cancelled, Progress, stylize
+from stylizer.transfer import Cancelled, Progress, StylizeResult, resize_longest, stylize
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def run_job(
         check_paintable(style, size, name=job.style_name)
 
     check_both_paintable(options.size)
+    painted = decode_painted(job.painted, limits)
     strengths = strip_strengths(check_strength(options.strength), options.variants)
     style_weight = options.style_weight
     if style_weight is None:
@@ -100,17 +102,22 @@ def run_job(
             )
         )
 
-    def paint(size: int):
-        return stylize(
+    def paint(size: int) -> tuple[ReusePlan, StylizeResult | None]:
+        plan = plan_reuse(strengths, painted, resize_longest(content, size).size, options.steps)
+        if not plan.to_paint:
+            return plan, None
+        return plan, stylize(
             content,
             style,
             net=net,
             size=size,
-            steps=options.steps,
+            steps=plan.steps,
+            schedule=plan.schedule,
+            init_images=plan.starts(painted),
             style_weight=style_weight,
             content_weight=options.content_weight,
             tv_weight=options.tv_weight,
-            variant_factors=[style_factor(strength, options.strength) for strength in strengths],
+            variant_factors=[style_factor(strength, options.strength) for strength in plan.to_paint],
             seed=seed,
             preserve_colors=options.preserve_colors,
             device=device,
@@ -123,7 +130,7 @@ def run_job(
     size = options.size
     note = None
     try:
-        result = paint(size)
+        plan, result = paint(size)
     except torch.cuda.OutOfMemoryError:
         out_of_memory = True
     else:
@@ -139,13 +146,30 @@ def run_job(
             # The pictures were fine at the size asked for: the user should hear about memory, not about them.
             raise torch.cuda.OutOfMemoryError(f"out of memory at {options.size} px; {too_thin}") from too_thin
         logger.warning("job %s ran out of GPU memory at %d px; retrying at %d px", job.job_id, options.size, size)
-        result = paint(size)
+        plan, result = paint(size)
         note = f"Rendered at {size} px instead of {options.size} px: the GPU ran out of memory."
 
-    strip = make_strip(result.images, [strength_label(s) for s in strengths], content=content, style=style)
-    image_bytes, image_ext = encode_within(result.images[result.chosen], options.output_max_bytes)
+    return _job_done(job, content, style, strengths, painted, plan, result, style_weight, started, note)
+
+
+def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tuple[int, ...],
+              painted: dict[int, PaintedTile], plan: ReusePlan, result: StylizeResult | None,
+              style_weight: float, started: float, note: str | None) -> JobDone:
+    """The strip of the tiles given and the tiles painted now, encoded for the user and for a later redo."""
+    options = job.options
+    painted_now = dict(zip(plan.to_paint, result.images, strict=True)) if result is not None else {}
+    images = [painted_now[s] if s in painted_now else painted[s].image for s in strengths]
+    tiles = tuple(encode_png(painted_now[s]) if s in painted_now else painted[s].png for s in strengths)
+    chosen = strengths.index(options.strength)
+    strip = make_strip(images, [strength_label(s) for s in strengths], content=content, style=style)
+    image_bytes, image_ext = encode_within(images[chosen], options.output_max_bytes)
     strip_bytes, strip_ext = encode_within(strip, options.output_max_bytes)
-    params = {**dataclasses.asdict(options), **result.params}
+    params = {
+        **dataclasses.asdict(options),
+        **(result.params if result is not None else {"steps": 0}),
+        "reused": list(plan.reused),
+        "warm_from": {str(strength): source for strength, source in plan.warm_from.items()},
+    }
     return JobDone(
         image=image_bytes,
         image_ext=image_ext,
@@ -155,8 +179,10 @@ def run_job(
         image_size=_encoded_size(image_bytes),
         strip_size=_encoded_size(strip_bytes),
         strengths=strengths,
-        style_weights=tuple(float(weight) for weight in result.style_weights),
-        chosen=result.chosen,
+        style_weights=tuple(style_weight * style_factor(s, options.strength) for s in strengths),
+        chosen=chosen,
+        tiles=tiles,
+        reused=plan.reused,
         seconds=time.perf_counter() - started,
         params=params,
         note=note,
