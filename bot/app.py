@@ -79,7 +79,7 @@ class StyleBot(commands.Bot):
         self.actions = bot_commands.Actions(self)
 
     async def setup_hook(self) -> None:
-        self.journal = await asyncio.to_thread(Journal, self.config.journal.path)
+        self.journal = await asyncio.to_thread(Journal, self.config.journal.path, self.config.journal.max_bytes)
         pruned = await asyncio.to_thread(self.journal.prune, self.config.journal.keep_finished_hours)
         logger.info("journal %s open (%d old jobs pruned)", self.config.journal.path, pruned)
         # Read before connecting: once interactions arrive, new jobs join the journal and are not ours to resume.

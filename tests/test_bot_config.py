@@ -73,6 +73,9 @@ def test_every_key_in_the_example_is_commented():
         ({"style": {"base_style_weight": 0}}, "[style] base_style_weight must be greater than 0"),
         ({"style": {"tv_weight": -1}}, "[style] tv_weight must not be negative"),
         ({"journal": {"keep_finished_hours": "forever"}}, "[journal] keep_finished_hours must be a number"),
+        ({"journal": {"max_bytes": "2 GiB"}}, "[journal] max_bytes must be a whole number"),
+        ({"journal": {"max_bytes": 1_000_000}},
+         "[journal] max_bytes must be at least twice [limits] max_attachment_bytes (20971520), not 1000000"),
         ({"bot": {"health_file": 3}}, "[bot] health_file must be a string, not 3"),
     ],
 )
