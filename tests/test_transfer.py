@@ -296,6 +296,90 @@ def test_bad_arguments_are_refused(random_vgg, content, style):
         stylize(content, style, net=random_vgg, size=32, steps=1, style_layers=("relu9_9",))
 
 
+def test_with_a_target_the_coarse_steps_count_by_their_cost(random_vgg, content, style):
+    # With a target, ``steps`` caps full-size evaluations: two half-size steps cost half of one, so the fine
+    # level gets 3 of the 4 instead of 2.
+    common = {"net": random_vgg, "size": 256, "steps": 4, "variants": 1, "schedule": ((0.5, 0.5), (1.0, 0.5))}
+    plain = stylize(content, style, **common, **WEIGHTS)
+    capped = stylize(content, style, target_loss=0.0, **common, **WEIGHTS)
+    assert [(level["side"], level["steps"]) for level in plain.params["levels"]] == [(128, 2), (256, 2)]
+    assert [(level["side"], level["steps"]) for level in capped.params["levels"]] == [(128, 2), (256, 3)]
+    assert plain.params["full_size_evaluations"] == 2.5 and capped.params["full_size_evaluations"] == 3.5
+
+
+def test_the_steps_read_nothing_back_from_the_device_unless_a_target_or_progress_asks(
+    random_vgg, content, style, monkeypatch
+):
+    # On CUDA every read of a device value stalls the host until the queue drains; the launch-bound coarse
+    # levels then leave the GPU idle. Counted here on CPU: the reads must not grow with the steps.
+    reads = []
+    for name in ("__bool__", "item", "tolist", "__float__"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, **kwargs):
+            reads.append(1)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+
+    def reads_for(steps: int) -> int:
+        reads.clear()
+        stylize(content, style, net=random_vgg, size=32, steps=steps, variants=3, max_batch_pixels=1, **WEIGHTS)
+        return len(reads)
+
+    assert reads_for(2) == reads_for(7)
+
+
+def test_a_bf16_loss_below_its_target_freezes_only_if_the_fp32_loss_agrees():
+    from stylizer import transfer
+
+    exact = torch.tensor([0.95, 1.02, 0.99, 0.90])
+
+    class Objective:
+        def terms(self, images, indices, *, autocast=True):
+            assert not autocast
+            return {"total": exact[indices]}
+
+    bf16_losses = torch.tensor([0.90, 0.99, 1.01, 1.50])  # 2 is just above, 3 far above the target
+    targets = torch.ones(4)
+    x = torch.zeros(4, 3, 8, 8)
+
+    def reached(losses_are_bf16, frozen=(False,) * 4):
+        return transfer._reached_target(Objective(), x, bf16_losses, targets, list(frozen), losses_are_bf16, 64)
+
+    assert reached(True) == [0, 2]
+    assert reached(True, frozen=(True, False, False, False)) == [2]
+    assert reached(False) == [0, 1]  # fp32 losses decide at once
+
+
+def test_a_bf16_run_stops_at_its_targets(random_vgg, content, style, monkeypatch):
+    # CUDA's bf16 path, run on CPU through CPU autocast: the freeze check scores in fp32 and the run ends.
+    import contextlib
+
+    from stylizer import transfer
+
+    class CpuBf16(transfer._Precision):
+        def __init__(self, device, precision):
+            super().__init__(device, precision)
+            self.bf16 = precision != "fp32"
+            self.name = "bf16" if self.bf16 else "fp32"
+
+        def autocast(self):
+            return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    monkeypatch.setattr(transfer, "_Precision", CpuBf16)
+    start = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, **WEIGHTS)
+    reachable = [losses["total"] * 0.9 for losses in start.losses]
+    result = stylize(
+        content, style, net=random_vgg, size=32, steps=40, variants=2, target_loss=reachable, **WEIGHTS
+    )
+    assert result.params["precision"] == "bf16"
+    assert 1 < result.params["steps_taken"] < 40
+    assert all(
+        losses["total"] <= target * 1.01 for losses, target in zip(result.losses, reachable, strict=True)
+    )
+
+
 def test_init_images_warm_start_only_their_own_variants(random_vgg, content, style):
     warm = Image.new("RGB", (10, 10), (250, 0, 0))  # any size: it is resized to the level
     result = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, learning_rate=1e-6,
