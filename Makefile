@@ -24,7 +24,7 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 run: setup
-	$(PY) -m bot $(if $(CONFIG),--config $(CONFIG))
+	$(PY) -m bot --ok-without-token $(if $(CONFIG),--config $(CONFIG))
 
 test: setup-dev
 	$(PY) -m pytest -ra

@@ -1,32 +1,33 @@
-"""StyleBot: the discord.py client. It owns the executor, the journal and the bookkeeping of running jobs."""
+"""StyleBot: the discord.py client. It assembles the parts in setup_hook and owns their lifetimes; what a job
+does lives in bot.service, what a request is in bot.request, what users read in bot.messages.
+
+A plain discord.Client with an app_commands.CommandTree: slash commands, context menus and buttons carry
+everything, so there is no prefix command and no message content intent.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import aiohttp
 import discord
 import yarl
-from discord.ext import commands
 
 from bot import commands as bot_commands
-from bot import health, messages
+from bot import health
+from bot.buttons import ButtonHandlers
 from bot.config import Config
-from bot.download import DownloadError, download
-from bot.jobs import Reply, reply_for, run_job
+from bot.download import AttachmentFetcher
+from bot.intake import Intake
 from bot.journal import JobRecord, Journal
-from bot.limits import JobLimits
+from bot.replies import Replies
+from bot.service import JobService
 from bot.views import DYNAMIC_ITEMS
-from stylizer.executor.base import Executor, ExecutorError, JobHandle
+from stylizer.executor.base import Executor
 
 logger = logging.getLogger(__name__)
 
-# How long shutdown waits for each "the bot is restarting" edit before giving up on it.
-GOODBYE_TIMEOUT_S = 5.0
-# How long shutdown waits for results already being uploaded.
-DELIVERY_GRACE_S = 10.0
 PRUNE_EVERY_S = 3600.0
 
 
@@ -56,51 +57,48 @@ def make_executor(config: Config) -> Executor:
     )
 
 
-class StyleBot(commands.Bot):
+class StyleBot(discord.Client):
     def __init__(self, config: Config, *, executor: Executor | None = None):
-        # Default intents only: slash commands and context menus carry everything the bot needs.
-        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
-                         help_command=None)
+        # Default intents only (no message content): interactions carry everything the bot needs.
+        super().__init__(intents=discord.Intents.default())
         self.config = config
         self.executor: Executor = executor if executor is not None else make_executor(config)
-        # Why the painter cannot take jobs, in words for users; None once it has started.
-        self.executor_problem: str | None = "The painter is still starting."
-        self.journal: Journal | None = None
+        self.tree = bot_commands.make_tree(self)
+        self.service: JobService | None = None
+        self.button_actions: ButtonHandlers | None = None
         self.http_session: aiohttp.ClientSession | None = None
-        limits = config.limits
-        self.limits = JobLimits(queue_length=limits.queue_length, per_user_jobs=limits.per_user_jobs,
-                                per_guild_jobs=limits.per_guild_jobs)
-        self.handles: dict[str, JobHandle] = {}
-        self._jobs: dict[str, tuple[asyncio.Task, Reply, JobRecord]] = {}
-        # Jobs between sending their result and journaling it: shutdown waits for these instead of cutting them.
-        self.delivering: set[str] = set()
+        self.journal: Journal | None = None
         self._background: set[asyncio.Task] = set()
-        self.accepting = True
-        self.actions = bot_commands.Actions(self)
+        self._closing = False
 
     async def setup_hook(self) -> None:
-        self.journal = await asyncio.to_thread(Journal, self.config.journal.path, self.config.journal.max_bytes)
-        pruned = await asyncio.to_thread(self.journal.prune, self.config.journal.keep_finished_hours)
-        logger.info("journal %s open (%d old jobs pruned)", self.config.journal.path, pruned)
+        config = self.config
+        self.journal = await asyncio.to_thread(Journal, config.journal.path, config.journal.max_bytes)
+        pruned = await asyncio.to_thread(self.journal.prune, config.journal.keep_finished_hours)
+        logger.info("journal %s open (%d old jobs pruned)", config.journal.path, pruned)
         # Read before connecting: once interactions arrive, new jobs join the journal and are not ours to resume.
         unfinished = await asyncio.to_thread(self.journal.unfinished)
-        for record in unfinished:
-            self.limits.reserve(record.job_id, record.user_id, record.guild_id, force=True)
         self.http_session = aiohttp.ClientSession()
-        try:
-            await self.executor.start()
-            self.executor_problem = None
-            logger.info("executor %s started", type(self.executor).__name__)
-        except ExecutorError as error:
-            # Stay connected so that users hear why nothing can be painted instead of meeting silence.
-            logger.error("the executor could not start: %s", error)
-            self.executor_problem = str(error)
+        fetch = AttachmentFetcher(self.http_session, config.limits.max_attachment_bytes)
+        self.service = JobService(config=config, executor=self.executor, journal=self.journal, fetch=fetch)
+        self.service.reserve_resumed(unfinished)
+        replies = Replies(self)
+        intake = Intake(config=config, service=self.service, journal=self.journal, fetch=fetch, replies=replies)
+        self.button_actions = ButtonHandlers(config=config, client=self, intake=intake, service=self.service,
+                                             journal=self.journal)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
-        bot_commands.register(self)
+        bot_commands.register(self.tree, bot_commands.Commands(config, intake))
         await self._sync_commands()
+        # In the background: an executor that is slow or unreachable must not hold the connection or shutdown.
+        self._spawn(self._start_and_resume(unfinished, replies))
         self._spawn(self._keep_healthy())
-        self._spawn(self._resume(unfinished))
         self._spawn(self._prune_periodically())
+
+    async def _start_and_resume(self, unfinished: list[JobRecord], replies: Replies) -> None:
+        assert self.service is not None
+        await self.service.start_executor()
+        await self.wait_until_ready()
+        await self.service.resume(unfinished, replies.for_record)
 
     async def _sync_commands(self) -> None:
         guild_ids = self.config.discord.sync_guilds
@@ -120,16 +118,10 @@ class StyleBot(commands.Bot):
         task.add_done_callback(self._background.discard)
         return task
 
-    def start_job(self, record: JobRecord, reply: Reply) -> None:
-        """Run a journaled job whose place in ``limits`` is already taken."""
-        task = asyncio.create_task(run_job(self, record, reply), name=f"job-{record.job_id}")
-        self._jobs[record.job_id] = (task, reply, record)
-        task.add_done_callback(lambda _: self._jobs.pop(record.job_id, None))
-
     def healthy(self) -> bool:
         """Connected to the gateway now, and the painter started."""
         connected = self.is_ready() and not self.is_closed() and self.ws is not None and self.ws.open
-        return connected and self.executor_problem is None
+        return connected and self.service is not None and self.service.executor_problem is None
 
     async def _keep_healthy(self) -> None:
         while not self.is_closed():
@@ -148,71 +140,18 @@ class StyleBot(commands.Bot):
             if pruned:
                 logger.info("pruned %d finished job(s) from the journal", pruned)
 
-    async def _resume(self, unfinished: list[JobRecord]) -> None:
-        """Finish what a previous run accepted: deliver where the user can still see it."""
-        await self.wait_until_ready()
-        assert self.journal is not None
-        for record in unfinished:
-            reply = reply_for(self, record)
-            if reply is None:
-                self.limits.release(record.job_id)
-                logger.warning("job %s cannot be resumed: no token and no channel to post in", record.job_id)
-                await asyncio.to_thread(self.journal.mark_failed, record.job_id, "nowhere to deliver")
-                continue
-            try:
-                await self._restore_inputs(record)
-            except DownloadError:
-                logger.info("job %s cannot be resumed: attachments expired", record.job_id)
-                await asyncio.to_thread(self.journal.mark_failed, record.job_id, messages.RESUME_EXPIRED)
-                self.limits.release(record.job_id)
-                with contextlib.suppress(discord.HTTPException):
-                    await reply.show(messages.RESUME_EXPIRED)
-                continue
-            logger.info("resuming job %s for user %s", record.job_id, record.user_id)
-            self.start_job(record, reply)
-
-    async def _restore_inputs(self, record: JobRecord) -> None:
-        """The journal keeps the bytes; only a row written without them needs the (expiring) URLs."""
-        for role in ("content", "style"):
-            if getattr(record, role) is None:
-                info = record.attachment(role)
-                if info is None:
-                    raise DownloadError(f"no {role} attachment recorded")
-                data = await download(self.http_session, info.url, filename=info.filename,
-                                      max_bytes=self.config.limits.max_attachment_bytes, declared_size=info.size)
-                setattr(record, role, data)
-
     async def close(self) -> None:
-        """Stop taking jobs, tell waiting users, release the executor, then disconnect."""
-        if not self.accepting:
+        """Stop taking jobs, tell waiting users, release the executor (all bounded), then disconnect."""
+        if self._closing:
             await super().close()
             return
-        self.accepting = False
-        logger.info("shutting down with %d job(s) in progress", len(self._jobs))
-        finishing = [task for job_id, (task, _, _) in self._jobs.items() if job_id in self.delivering]
-        if finishing:
-            await asyncio.wait(finishing, timeout=DELIVERY_GRACE_S)
-        jobs = [job for job in self._jobs.values() if not job[0].done()]
-        # Our own tasks go first, so the executor's closing cancellations are not reported as failures.
-        for task, _, _ in jobs:
-            task.cancel()
-        await asyncio.gather(*(task for task, _, _ in jobs), return_exceptions=True)
-        await asyncio.gather(*(self._say_goodbye(reply, record) for _, reply, record in jobs))
+        self._closing = True
         for task in list(self._background):
             task.cancel()
-        try:
-            await self.executor.close()
-        except Exception:
-            # Disconnecting cleanly matters more than a tidy executor; the worker dies with the process anyway.
-            logger.exception("closing the executor failed")
+        if self.service is not None:
+            await self.service.shutdown()
         if self.http_session is not None:
             await self.http_session.close()
         if self.journal is not None:
             self.journal.close()
         await super().close()
-
-    async def _say_goodbye(self, reply: Reply, record: JobRecord) -> None:
-        try:
-            await asyncio.wait_for(reply.show(messages.RESTARTING, view=None), GOODBYE_TIMEOUT_S)
-        except (discord.HTTPException, TimeoutError):
-            logger.warning("could not tell user %s about the restart", record.user_id)

@@ -16,6 +16,16 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 MIB = 1024 * 1024
+# Discord lets a command option offer at most 25 choices; more would make the command sync fail at start.
+MAX_CHOICES = 25
+
+# Keys that older versions read: a config that still has one gets one line saying why it went and what to do.
+RETIRED_KEYS = {
+    ("style", "base_style_weight"): "the stylizer now balances style against content for each pair of pictures, "
+    "and strength (1-10) alone says how much style: delete the line",
+    ("discord", "gallery_channel"): "Share now posts within the server it was clicked in: use "
+    "gallery_channels = { SERVER_ID = CHANNEL_ID } instead",
+}
 
 
 class ConfigError(Exception):
@@ -34,7 +44,8 @@ class DiscordConfig:
     sync_guilds: tuple[int, ...] = ()
     allowed_guilds: tuple[int, ...] = ()
     allowed_channels: tuple[int, ...] = ()
-    gallery_channel: int = 0
+    # Server id -> the channel of that server where Share posts; a server not listed has no Share button.
+    gallery_channels: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,6 @@ class StyleConfig:
     steps: Mapping[int, int] = field(default_factory=lambda: {256: 150, 512: 300, 768: 300})
     variants: int = 5
     default_strength: int = 5
-    base_style_weight: float = 1e6
     content_weight: float = 1.0
     tv_weight: float = 0.0
 
@@ -120,6 +130,12 @@ _CHOICES = {
 }
 
 
+_TABLES = {
+    "[style] steps": ("{256 = 150, 512 = 300}", "sizes to whole numbers of steps"),
+    "[discord] gallery_channels": ("{123456789012345678 = 234567890123456789}", "server ids to channel ids"),
+}
+
+
 def _convert(where: str, value: Any, hint: Any) -> Any:
     """Return ``value`` as the field's type or raise ValueError with a message that names ``where``."""
     if hint is bool:
@@ -143,14 +159,15 @@ def _convert(where: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"{where} must be a list of whole numbers, not {value!r}")
         return tuple(value)
     if hint == Mapping[int, int]:
-        # TOML keys are always strings; the table maps an output size to its number of steps.
+        # TOML keys are always strings; both tables (steps per size, gallery per server) map numbers to numbers.
+        example, meaning = _TABLES.get(where, ("{1 = 2}", "whole numbers to whole numbers"))
         if not isinstance(value, dict):
-            raise ValueError(f"{where} must be a table like {{256 = 150, 512 = 300}}, not {value!r}")
+            raise ValueError(f"{where} must be a table like {example}, not {value!r}")
         converted = {}
-        for key, steps in value.items():
-            if not str(key).isdigit() or isinstance(steps, bool) or not isinstance(steps, int):
-                raise ValueError(f"{where} must map sizes to whole numbers of steps, not {key!r} = {steps!r}")
-            converted[int(key)] = steps
+        for key, number in value.items():
+            if not str(key).isdigit() or isinstance(number, bool) or not isinstance(number, int):
+                raise ValueError(f"{where} must map {meaning}, not {key!r} = {number!r}")
+            converted[int(key)] = number
         return converted
     raise TypeError(f"no converter for {hint!r}")
 
@@ -165,6 +182,8 @@ def _check(config: Config) -> list[str]:
     style, limits = config.style, config.limits
     if not style.sizes:
         problems.append("[style] sizes must list at least one output size")
+    if len(style.sizes) > MAX_CHOICES:
+        problems.append(f"[style] sizes lists {len(style.sizes)} sizes; Discord offers at most {MAX_CHOICES} choices")
     if any(size < 16 or size > 4096 for size in style.sizes):
         problems.append(f"[style] sizes must be between 16 and 4096 pixels, not {list(style.sizes)}")
     if style.sizes and style.default_size not in style.sizes:
@@ -178,9 +197,8 @@ def _check(config: Config) -> list[str]:
         problems.append(f"[style] variants must be between 1 and 10, not {style.variants}")
     if not 1 <= style.default_strength <= 10:
         problems.append(f"[style] default_strength must be between 1 and 10, not {style.default_strength}")
-    for key in ("base_style_weight", "content_weight"):
-        if getattr(style, key) <= 0:
-            problems.append(f"[style] {key} must be greater than 0")
+    if style.content_weight <= 0:
+        problems.append("[style] content_weight must be greater than 0")
     if style.tv_weight < 0:
         problems.append("[style] tv_weight must not be negative")
     for key in ("max_attachment_bytes", "max_pixels", "max_input_side", "queue_length", "per_user_jobs",
@@ -227,6 +245,9 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         hints = get_type_hints(section_type)
         values = {}
         for key, value in raw.items():
+            if (name, key) in RETIRED_KEYS:
+                problems.append(f"[{name}] {key} is gone: {RETIRED_KEYS[name, key]}")
+                continue
             if key not in hints:
                 problems.append(f"[{name}] unknown key {key!r} (known: {', '.join(hints)})")
                 continue

@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass
 
 PREFIX = "sty"
-ACTIONS = ("cancel", "less", "more", "variant", "delete", "share")
+ACTIONS = ("cancel", "less", "more", "upscale", "retry", "delete", "share")
+# Actions whose argument is a strength (the tile to upscale).
+WITH_ARGUMENT = ("upscale",)
 # Job ids are uuid4().hex: 32 lowercase hex digits.
 JOB_ID = r"[0-9a-f]{32}"
 PATTERN = re.compile(rf"{PREFIX}:(?P<action>{'|'.join(ACTIONS)}):(?P<job_id>{JOB_ID})(?::(?P<argument>\d{{1,2}}))?")
@@ -36,5 +38,5 @@ def parse_custom_id(custom_id: str) -> CustomId | None:
 
 def template(action: str) -> str:
     """The DynamicItem template for one action (argument-taking actions need the argument)."""
-    argument = r":(?P<argument>\d{1,2})" if action == "variant" else ""
+    argument = r":(?P<argument>\d{1,2})" if action in WITH_ARGUMENT else ""
     return rf"{PREFIX}:{action}:(?P<job_id>{JOB_ID}){argument}"

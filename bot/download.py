@@ -10,6 +10,7 @@ from __future__ import annotations
 import aiohttp
 
 from bot import messages
+from bot.journal import AttachmentInfo
 
 CHUNK_BYTES = 64 * 1024
 
@@ -37,3 +38,15 @@ async def download(session: aiohttp.ClientSession, url: str, *, filename: str, m
     except (aiohttp.ClientError, TimeoutError) as error:
         raise DownloadError(messages.download_failed(filename)) from error
     return b"".join(chunks)
+
+
+class AttachmentFetcher:
+    """Downloads a journaled attachment within the configured byte limit."""
+
+    def __init__(self, session: aiohttp.ClientSession, max_bytes: int):
+        self.session = session
+        self.max_bytes = max_bytes
+
+    async def __call__(self, info: AttachmentInfo) -> bytes:
+        return await download(self.session, info.url, filename=info.filename, max_bytes=self.max_bytes,
+                              declared_size=info.size)

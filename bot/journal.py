@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.request import Request
+
 State = Literal["accepted", "running", "done", "failed"]
 UNFINISHED: tuple[State, ...] = ("accepted", "running")
 # Discord lets an application use an interaction token for 15 minutes.
@@ -83,8 +85,7 @@ class JobRecord:
     guild_id: int | None
     channel_id: int | None
     attachments: list[AttachmentInfo]
-    # strength, size, seed, preserve_colors, variants and, for a variant re-render, style_weight.
-    options: dict[str, Any]
+    request: Request
     content: bytes | None = None
     style: bytes | None = None
     application_id: int | None = None
@@ -143,7 +144,7 @@ class Journal:
             (record.job_id, record.created_at, record.user_id, record.guild_id, record.channel_id,
              record.application_id, record.interaction_id, record.token, record.token_expires_at,
              record.response_message_id, json.dumps([a.__dict__ for a in record.attachments]),
-             json.dumps(record.options), record.content, record.style, record.state),
+             json.dumps(record.request.to_json()), record.content, record.style, record.state),
         )
         self.shrink()
 
@@ -262,7 +263,7 @@ def _record(row: sqlite3.Row) -> JobRecord:
         guild_id=row["guild_id"],
         channel_id=row["channel_id"],
         attachments=[AttachmentInfo(**a) for a in json.loads(row["attachments"])],
-        options=json.loads(row["options"]),
+        request=Request.from_json(json.loads(row["options"])),
         content=row["content"],
         style=row["style"],
         application_id=row["application_id"],

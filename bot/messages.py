@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.limits import Refusal
+from stylizer.strength import MAX_STRENGTH, strength_label
 
 # View Channel (1024) + Send Messages (2048) + Attach Files (32768): enough to answer and to post in the gallery.
 INVITE_PERMISSIONS = 1024 + 2048 + 32768
@@ -83,63 +84,135 @@ STYLE_REMEMBERED = "Got it — I'll use {filename} as your style for the next {m
 NO_STYLE_REMEMBERED = "You haven't picked a style yet: right-click a painting → Apps → Use as style, then try again."
 CANCELLED = "Cancelled."
 NOT_CANCELLABLE = "That picture is already finished."
-GALLERY_MISSING = "I can't post in the gallery channel right now."
+GALLERY_MISSING = "This server has no gallery channel for me to share in."
+GALLERY_UNREACHABLE = "I can't post in the gallery channel right now."
 SHARED = "Shared in the gallery."
 DELETED_REFUSAL = "I couldn't delete that message."
 RESTARTING = "The bot is restarting — your picture will be finished when it's back."
 RESUME_EXPIRED = "I restarted and couldn't finish your picture: the links to your images have expired — " \
     "please send them again."
 SHUTTING_DOWN = "The bot is restarting — please try again in a minute."
+PAINTER_UNAVAILABLE = "The painter isn't available right now — please try again later."
+
+# What Discord shows for the commands: names, descriptions, option help.
+STYLIZE_COMMAND = "stylize"
+STYLIZE_DESCRIPTION = "Paint your photo in the style of a painting"
+STYLIZE_OPTIONS = {
+    "content": "The photo to paint",
+    "style": "The painting whose style to use",
+    "strength": "How much style: 1 = a hint, 10 = mostly painting",
+    "preserve_colors": "Keep the photo's own colours",
+    "seed": "Same seed, same picture: use it to repeat a result",
+    "size": "Output size (longest side)",
+}
+USE_AS_STYLE_MENU = "Use as style"
+STYLIZE_WITH_MY_STYLE_MENU = "Stylize with my style"
 
 
-def painter_unavailable(reason: str) -> str:
-    return f"The painter isn't available right now ({reason.rstrip('.')}) — please try again later."
+def size_choice(size: int) -> str:
+    return f"{size} px"
 
 
-def queued(position: int) -> str:
-    if position <= 1:
-        return "Your picture is next in line…"
-    return f"Your picture is number {position} in the queue…"
+# Button labels. Tiles in the strip are labelled stylizer.strength.strength_label(s); buttons name the same.
+CANCEL_LABEL = "Cancel"
+DELETE_LABEL = "Delete"
+SHARE_LABEL = "Share"
+RETRY_LABEL = "Retry"
+
+
+def less_label(strength: int) -> str:
+    return f"Less style: {strength_label(strength)}"
+
+
+def more_label(strength: int) -> str:
+    return f"More style: {strength_label(strength)}"
+
+
+def upscale_label(strength: int, size: int) -> str:
+    return f"Upscale {strength_label(strength)} to {size} px"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
+
+
+def queued(position: int, wait_s: float | None = None) -> str:
+    place = "Your picture is next in line" if position <= 1 else f"Your picture is number {position} in the queue"
+    if wait_s is None:
+        return f"{place}…"
+    return f"{place} — it should start in about {_duration(wait_s)}…"
 
 
 def started(attempt: int) -> str:
     return "Painting…" if attempt <= 1 else f"Painting… (second try, attempt {attempt})"
 
 
-def progress(stage: str, step: int, total: int, elapsed: float) -> str:
+def progress(step: int, total: int, elapsed: float) -> str:
     percent = 100 * step // total if total else 0
-    return f"Painting… {stage} step {step}/{total} ({percent}%), {elapsed:.0f} s so far"
+    text = f"Painting… step {step}/{total} ({percent}%), {elapsed:.0f} s so far"
+    if 0 < step < total:
+        text += f", about {_duration(elapsed / step * (total - step))} left"
+    return text
 
 
+# What each kind of stylizer.executor JobFailed means to the person who asked; the executor's detail is logged.
 FAILURES = {
-    "invalid_image": "{reason}",
     "cancelled": "Cancelled.",
     "timeout": "That picture took too long to paint and was stopped — try a smaller size.",
     "oom": "That picture was too big for the painter's memory — try a smaller size.",
-    "crashed": "The painter crashed while working on your picture — please try again.",
-    "unavailable": "The painter isn't available right now (its model weights may be missing) — try again later.",
+    "crashed": "The painter crashed while working on your picture — try a smaller size or another picture.",
+    "unavailable": PAINTER_UNAVAILABLE,
     "internal": "Something went wrong while painting — please try again.",
 }
 
 
-def failure(kind: str, reason: str) -> str:
-    return FAILURES.get(kind, FAILURES["internal"]).format(reason=reason)
+def failure(kind: str, detail: str) -> str:
+    """The line for a failed job. Only an unreadable picture's detail is shown: stylizer.images writes it for
+    people ("coffee.txt is not an image …"); every other detail names the executor's insides."""
+    if kind == "invalid_image":
+        return detail
+    return FAILURES.get(kind, FAILURES["internal"])
 
 
-def caption(*, strength: int, style_weight: float, seed: int | None, size: int, seconds: float,
-            variants: int, note: str | None = None) -> str:
-    parts = [
-        f"Strength {strength}/10 (style weight {style_weight:.3g})",
-        f"seed {seed}" if seed is not None else "random seed",
-        f"{size} px",
-        f"painted in {seconds:.1f} s",
-    ]
+def failed_privately(text: str) -> str:
+    return f"{text} (Retry paints the same request again.)"
+
+
+def caption(*, strength: int, strengths: tuple[int, ...], seed: int, size: int, seconds: float,
+            note: str | None = None) -> str:
+    parts = [f"{strength_label(strength)}/{MAX_STRENGTH}", f"seed {seed}", f"{size} px", f"painted in {seconds:.1f} s"]
     text = " · ".join(parts)
-    if variants > 1:
-        text += f"\nThe strip shows {variants} variants with other style weights; pick one below to repaint it."
+    if len(strengths) > 1:
+        tiles = ", ".join(strength_label(s) for s in strengths)
+        text += f"\nThe strip shows {tiles}: upscale one below, or ask for less or more style."
     if note:
         text += f"\nNote: {note}"
     return text
+
+
+def ready(user_id: int, caption_text: str) -> str:
+    return f"<@{user_id}> your picture is ready. {caption_text}"
+
+
+def permission_names(missing: list[str]) -> str:
+    names = [name.replace("_", " ").title() for name in missing]
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def sent_by_dm(channel_id: int, missing: list[str]) -> str:
+    return (f"I couldn't post your picture in <#{channel_id}> (I'm missing {permission_names(missing)} there), "
+            "so here it is.")
+
+
+def undeliverable(channel_id: int, missing: list[str]) -> str:
+    return (f"Your picture is painted, but I can't post it in <#{channel_id}>: I'm missing "
+            f"{permission_names(missing)} there. Ask a moderator to give me that permission.")
+
+
+def gallery_forbidden(channel_id: int, missing: list[str]) -> str:
+    return f"I can't share in <#{channel_id}>: I'm missing {permission_names(missing)} there."
 
 
 def shared_post(user_id: int, style_name: str) -> str:

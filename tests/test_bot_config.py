@@ -58,7 +58,9 @@ def test_every_key_in_the_example_is_commented():
         ({"limits": {"per_user_jobs": True}}, "[limits] per_user_jobs must be a whole number"),
         ({"limits": {"queue_length": 0}}, "[limits] queue_length must be greater than 0"),
         ({"discord": {"sync_guilds": ["123"]}}, "[discord] sync_guilds must be a list of whole numbers"),
-        ({"discord": {"gallery_channel": 1.5}}, "[discord] gallery_channel must be a whole number"),
+        ({"discord": {"gallery_channel": 1.5}}, "[discord] gallery_channel is gone: Share now posts within the server"),
+        ({"discord": {"gallery_channels": {"1": 1.5}}}, "[discord] gallery_channels must map server ids to channel ids"),
+        ({"discord": {"gallery_channels": [1]}}, "[discord] gallery_channels must be a table like"),
         ({"discord": {"api_base": "discord.com/api"}}, "[discord] api_base must start with http:// or https://"),
         ({"discord": {"gateway_url": "https://x"}}, "[discord] gateway_url must start with ws:// or wss://"),
         ({"executor": {"kind": "cloud"}}, "[executor] kind must be one of 'local', 'ray', not 'cloud'"),
@@ -70,7 +72,11 @@ def test_every_key_in_the_example_is_commented():
         ({"style": {"steps": {"big": 3}}}, "[style] steps must map sizes to whole numbers of steps"),
         ({"style": {"variants": 0}}, "[style] variants must be between 1 and 10"),
         ({"style": {"default_strength": 11}}, "[style] default_strength must be between 1 and 10"),
-        ({"style": {"base_style_weight": 0}}, "[style] base_style_weight must be greater than 0"),
+        ({"style": {"base_style_weight": 1e6}}, "[style] base_style_weight is gone: the stylizer now balances style"),
+        ({"style": {"content_weight": 0}}, "[style] content_weight must be greater than 0"),
+        ({"style": {"sizes": list(range(16, 16 + 26)), "default_size": 16,
+                    "steps": {str(size): 10 for size in range(16, 16 + 26)}}},
+         "[style] sizes lists 26 sizes; Discord offers at most 25 choices"),
         ({"style": {"tv_weight": -1}}, "[style] tv_weight must not be negative"),
         ({"journal": {"keep_finished_hours": "forever"}}, "[journal] keep_finished_hours must be a number"),
         ({"journal": {"max_bytes": "2 GiB"}}, "[journal] max_bytes must be a whole number"),
@@ -134,6 +140,6 @@ def test_e2e_config_is_small_and_random():
     assert config.style.sizes == (48, 64)
     assert dict(config.style.steps) == {48: 6, 64: 8}
     assert config.style.variants == 3
-    assert (config.style.content_weight, config.style.base_style_weight) == (1e4, 1e8)
+    assert config.style.content_weight == 1e4
     assert config.limits.per_user_jobs == 2
     assert config.limits.queue_length == 4

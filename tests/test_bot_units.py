@@ -21,15 +21,17 @@ from PIL import Image
 from bot import health, messages, views
 from bot.__main__ import RedactSecrets, parse_args, read_config
 from bot.app import apply_endpoints, make_executor
-from bot.commands import Actions
+from bot.buttons import ButtonHandlers
 from bot.config import parse_config
 from bot.customids import CustomId, parse_custom_id
 from bot.download import DownloadError, download
-from bot.jobs import Reply, Throttle, TokenReply, run_job
+from bot.intake import Intake, output_budget
 from bot.journal import AttachmentInfo, JobRecord, Journal
 from bot.limits import JobLimits, Refusal
 from bot.memory import StyleMemory
-from bot.strength import step_strength, style_weight_for
+from bot.replies import Reply, TokenReply, Undeliverable
+from bot.request import Request
+from bot.service import JobService, Throttle
 from stylizer.executor.base import (
     ExecutorUnavailable,
     JobDone,
@@ -41,6 +43,7 @@ from stylizer.executor.base import (
     QueueFull,
 )
 from stylizer.images import InvalidImage
+from stylizer.strength import check_strength, step_strength, style_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB_ID = "0123456789abcdef0123456789abcdef"
@@ -48,18 +51,22 @@ JOB_ID = "0123456789abcdef0123456789abcdef"
 
 # ----- strength -----
 
-def test_strength_five_is_the_base_weight_and_each_step_doubles():
-    assert style_weight_for(1e6, 5) == 1e6
-    assert style_weight_for(1e6, 6) == 2e6
-    assert style_weight_for(1e6, 4) == 5e5
-    assert style_weight_for(1e8, 10) == 1e8 * 32
-    assert style_weight_for(1e8, 1) == 1e8 / 16
+def test_strength_five_is_the_balance_and_each_step_doubles():
+    # The bot no longer computes weights (the stylizer balances each pair); the lattice it asks on is this.
+    assert style_factor(5) == 1
+    assert style_factor(6) == 2
+    assert style_factor(4) == 0.5
+    assert style_factor(10) == 32
+    assert style_factor(1) == 1 / 16
 
 
 @pytest.mark.parametrize("strength", [0, 11, -3])
 def test_strength_outside_one_to_ten_is_refused(strength):
     with pytest.raises(ValueError, match="between 1 and 10"):
-        style_weight_for(1e6, strength)
+        check_strength(strength)
+    with pytest.raises(ValueError, match="between 1 and 10"):
+        Request(strength=strength, size=64, seed=1, preserve_colors=False, variants=3, content_name="c",
+                style_name="s", output_max_bytes=1000)
 
 
 def test_less_and_more_stop_at_the_ends():
@@ -117,7 +124,7 @@ def test_style_memory_forgets_after_its_time():
 # ----- custom ids and views -----
 
 def test_custom_id_round_trip():
-    for custom in (CustomId("more", JOB_ID), CustomId("variant", JOB_ID, 3), CustomId("cancel", JOB_ID)):
+    for custom in (CustomId("more", JOB_ID), CustomId("upscale", JOB_ID, 3), CustomId("cancel", JOB_ID)):
         assert parse_custom_id(str(custom)) == custom
     assert str(CustomId("more", JOB_ID)) == f"sty:more:{JOB_ID}"
 
@@ -132,12 +139,16 @@ def _custom_ids(view: discord.ui.View) -> list[str]:
     return [item.custom_id for item in view.children]
 
 
-def test_result_view_has_redo_variant_delete_and_share_buttons_that_survive_restarts():
-    view = views.result_view(JOB_ID, variants=3, strength=5, gallery=True)
+def test_result_view_has_redo_upscale_delete_and_share_buttons_that_survive_restarts():
+    view = views.result_view(JOB_ID, strength=5, strengths=(4, 5, 6), upscale_size=768, gallery=True)
     ids = _custom_ids(view)
-    assert ids == [f"sty:less:{JOB_ID}", f"sty:more:{JOB_ID}", f"sty:variant:{JOB_ID}:0", f"sty:variant:{JOB_ID}:1",
-                   f"sty:variant:{JOB_ID}:2", f"sty:delete:{JOB_ID}", f"sty:share:{JOB_ID}"]
-    assert [item.item.label for item in view.children][2:5] == ["Variant 1", "Variant 2", "Variant 3"]
+    assert ids == [f"sty:less:{JOB_ID}", f"sty:more:{JOB_ID}", f"sty:delete:{JOB_ID}", f"sty:share:{JOB_ID}",
+                   f"sty:upscale:{JOB_ID}:4", f"sty:upscale:{JOB_ID}:5", f"sty:upscale:{JOB_ID}:6"]
+    labels = [item.item.label for item in view.children]
+    # The buttons name the strip's tiles, which stylizer.strength.strength_label labels.
+    assert labels[4:] == ["Upscale Strength 4 to 768 px", "Upscale Strength 5 to 768 px",
+                          "Upscale Strength 6 to 768 px"]
+    assert labels[:2] == ["Less style: Strength 4", "More style: Strength 6"]
     assert view.timeout is None and view.is_persistent()
     # Each id is matched by exactly one registered DynamicItem, so a click after a restart finds its handler.
     for custom_id in ids:
@@ -146,19 +157,53 @@ def test_result_view_has_redo_variant_delete_and_share_buttons_that_survive_rest
 
 
 def test_result_view_without_gallery_or_variants():
-    ids = _custom_ids(views.result_view(JOB_ID, variants=1, strength=10, gallery=False))
+    ids = _custom_ids(views.result_view(JOB_ID, strength=10, strengths=(10,), upscale_size=64, gallery=False))
     assert ids == [f"sty:less:{JOB_ID}", f"sty:more:{JOB_ID}", f"sty:delete:{JOB_ID}"]
-    less, more = views.result_view(JOB_ID, variants=1, strength=10, gallery=False).children[:2]
+    less, more = views.result_view(JOB_ID, strength=10, strengths=(10,), upscale_size=64, gallery=False).children[:2]
     assert more.item.disabled and not less.item.disabled  # already at strength 10
 
 
+def test_a_failed_job_offers_retry():
+    assert _custom_ids(views.retry_view(JOB_ID)) == [f"sty:retry:{JOB_ID}"]
+    assert views.retry_view(JOB_ID).children[0].item.label == "Retry"
+
+
 async def test_dynamic_item_is_rebuilt_from_its_custom_id():
-    custom_id = f"sty:variant:{JOB_ID}:2"
-    match = views.VariantButton.__discord_ui_compiled_template__.fullmatch(custom_id)
-    item = discord.ui.Button(label="Variant 3", custom_id=custom_id)
-    rebuilt = await views.VariantButton.from_custom_id(None, item, match)
-    assert rebuilt.custom == CustomId("variant", JOB_ID, 2)
-    assert rebuilt.item.label == "Variant 3"
+    custom_id = f"sty:upscale:{JOB_ID}:7"
+    match = views.UpscaleButton.__discord_ui_compiled_template__.fullmatch(custom_id)
+    item = discord.ui.Button(label="Upscale Strength 7 to 64 px", custom_id=custom_id)
+    rebuilt = await views.UpscaleButton.from_custom_id(None, item, match)
+    assert rebuilt.custom == CustomId("upscale", JOB_ID, 7)
+    assert rebuilt.item.label == "Upscale Strength 7 to 64 px"
+
+
+class AckRecorder:
+    """The parts of a discord.Interaction a button's callback touches, recording the order of events."""
+
+    def __init__(self, events, client):
+        self.events = events
+        self.client = client
+        self.response = SimpleNamespace(defer=self._defer)
+
+    async def _defer(self, **kwargs):
+        self.events.append(("ack", kwargs))
+
+
+@pytest.mark.parametrize(("button", "ack"), [
+    (views.CancelButton(JOB_ID), {}),
+    (views.MoreButton(JOB_ID), {"ephemeral": False, "thinking": True}),
+    (views.ShareButton(JOB_ID), {"ephemeral": True, "thinking": True}),
+])
+async def test_a_click_is_acknowledged_before_anything_reads_the_journal(button, ack):
+    events = []
+
+    class Actions:
+        async def clicked(self, interaction, custom):
+            events.append(("journal read", custom.action))
+
+    interaction = AckRecorder(events, SimpleNamespace(button_actions=Actions()))
+    await button.callback(interaction)
+    assert events == [("ack", ack), ("journal read", button.custom.action)]
 
 
 @pytest.mark.parametrize(("kind", "expected"), [("local", "LocalExecutor"), ("ray", "RayExecutor")])
@@ -304,6 +349,9 @@ class ScriptedExecutor:
         self.error = error
         self.jobs = []
 
+    async def start(self):
+        pass
+
     async def submit(self, job):
         if self.error:
             raise self.error
@@ -312,54 +360,82 @@ class ScriptedExecutor:
 
 
 class RecordingReply(Reply):
+    """What the requester would see: status edits (shown), the pinging result (delivered), private lines."""
+
     def __init__(self):
         self.shown = []
+        self.delivered = []
+        self.private = []
 
     async def show(self, content, *, files=None, view=None):
-        self.shown.append(SimpleNamespace(content=content, files=[f.filename for f in files or []], view=view))
+        self.shown.append(SimpleNamespace(content=content, files=[name for name, _ in files or []], view=view))
         return 4242
+
+    async def deliver(self, content, *, files, view):
+        self.delivered.append(SimpleNamespace(content=content, files=[name for name, _ in files or []], view=view))
+        return 4343
+
+    async def tell_privately(self, content, *, view=None):
+        self.private.append(SimpleNamespace(content=content, files=[], view=view))
+
+    @property
+    def last(self):
+        return (self.delivered or self.private)[-1]
+
+
+CONFIG = {
+    "style": {"sizes": [48, 64], "default_size": 48, "steps": {"48": 6, "64": 8}, "variants": 3,
+              "content_weight": 1e4},
+    "bot": {"progress_edit_interval_s": 0},
+}
 
 
 @pytest.fixture
-def fake_bot(tmp_path):
-    config = parse_config({
-        "style": {"sizes": [48, 64], "default_size": 48, "steps": {"48": 6, "64": 8}, "variants": 3,
-                  "base_style_weight": 1e8, "content_weight": 1e4},
-        "bot": {"progress_edit_interval_s": 0},
-    }, {})
+def service(tmp_path):
+    """A job service with its real journal and limits, a scripted executor and no Discord."""
     journal = Journal(tmp_path / "journal.sqlite3")
-    bot = SimpleNamespace(config=config, journal=journal, executor=None, executor_problem=None,
-                          limits=JobLimits(queue_length=4, per_user_jobs=2, per_guild_jobs=4), handles={},
-                          delivering=set())
-    yield bot
+    built = JobService(config=parse_config(CONFIG, {}), executor=ScriptedExecutor(), journal=journal, fetch=None)
+    built.executor_problem = None
+    built._executor_started.set()
+    yield built
     journal.close()
 
 
-def _record(strength=6, **options) -> JobRecord:
+async def run_job(service: JobService, record: JobRecord, reply: Reply) -> None:
+    """Run a journaled, reserved job to its end, as intake does."""
+    service.start(record, reply)
+    await service._running[record.job_id].task
+
+
+def _request(strength=6, **changes) -> Request:
+    fields = {"strength": strength, "size": 64, "seed": 11, "preserve_colors": True, "variants": 3,
+              "content_name": "cat.png", "style_name": "wave.jpg", "output_max_bytes": 1_000_000, **changes}
+    return Request(**fields)
+
+
+def _record(strength=6, **changes) -> JobRecord:
     return JobRecord(
         job_id=JOB_ID, user_id=1, guild_id=2, channel_id=3,
         attachments=[AttachmentInfo("content", "u", 1, "image/png", "cat.png")],
-        options={"strength": strength, "size": 64, "seed": 11, "preserve_colors": True, "variants": 3,
-                 "style_weight": None, "content_name": "cat.png", "style_name": "wave.jpg",
-                 "output_max_bytes": 1_000_000, **options},
-        content=b"c", style=b"s",
+        request=_request(strength, **changes), content=b"c", style=b"s",
     )
 
 
 DONE = JobDone(image=b"img", image_ext="png", strip=b"strip", strip_ext="jpg", image_size=(64, 48),
-               strip_size=(200, 80), style_weights=(1e8, 2e8, 4e8), chosen=1, seconds=3.25)
+               strip_size=(200, 80), strengths=(5, 6, 7), style_weights=(1e8, 2e8, 4e8), chosen=1, seconds=3.25)
 
 
-async def test_a_finished_job_is_delivered_with_both_images_and_buttons(fake_bot):
-    fake_bot.executor = ScriptedExecutor([JobQueued(2), JobStarted(), JobProgress("painting", 3, 8, 1.5, b"jpg"),
-                                          DONE])
-    fake_bot.journal.add(_record())
-    fake_bot.limits.reserve(JOB_ID, 1, 2)
+async def test_a_finished_job_is_delivered_with_both_images_and_buttons_in_a_message_that_pings(service):
+    service.executor = ScriptedExecutor([JobQueued(2), JobStarted(), JobProgress("painting", 3, 8, 1.5, b"jpg"),
+                                         DONE])
+    service.journal.add(_record())
+    service.reserve(JOB_ID, 1, 2)
     reply = RecordingReply()
-    await run_job(fake_bot, _record(), reply)
+    await run_job(service, _record(), reply)
 
-    job = fake_bot.executor.jobs[0]
-    assert job.options.style_weight == 2e8  # strength 6 = base 1e8 doubled
+    job = service.executor.jobs[0]
+    # The request's strength goes to the painter, which balances the pair itself: the bot sets no weight.
+    assert job.options.strength == 6 and job.options.style_weight is None
     assert (job.options.size, job.options.steps, job.options.seed) == (64, 8, 11)
     assert job.options.preserve_colors and job.options.variants == 3
     assert job.options.content_weight == 1e4 and job.options.output_max_bytes == 1_000_000
@@ -367,31 +443,44 @@ async def test_a_finished_job_is_delivered_with_both_images_and_buttons(fake_bot
 
     texts = [shown.content for shown in reply.shown]
     assert texts[0] == "Your picture is number 2 in the queue…"
-    assert texts[2].startswith("Painting… painting step 3/8")
+    assert texts[2].startswith("Painting… step 3/8 (37%)") and "s left" in texts[2]
     assert reply.shown[2].files == ["preview.jpg"]
     assert all(shown.view.children[0].custom_id == f"sty:cancel:{JOB_ID}" for shown in reply.shown[:3])
-    final = reply.shown[-1]
+    [final] = reply.delivered
+    assert final.content.startswith("<@1> your picture is ready.")
     assert final.files == ["stylized.png", "variants.jpg"]
     assert "Strength 6/10" in final.content and "seed 11" in final.content and "64 px" in final.content
+    assert "Strength 5, Strength 6, Strength 7" in final.content and "weight" not in final.content
     assert "3.2 s" in final.content or "3.3 s" in final.content
     assert f"sty:more:{JOB_ID}" in _custom_ids(final.view)
+    assert f"sty:upscale:{JOB_ID}:7" in _custom_ids(final.view)
 
-    stored = fake_bot.journal.get(JOB_ID)
-    assert stored.state == "done" and stored.result_message_id == 4242
+    stored = service.journal.get(JOB_ID)
+    assert stored.state == "done" and stored.result_message_id == 4343
+    assert stored.result["strengths"] == [5, 6, 7]
     assert stored.result["style_weights"] == [1e8, 2e8, 4e8]
-    assert len(fake_bot.limits) == 0 and fake_bot.handles == {}
+    assert len(service.limits) == 0 and service._running == {}
 
 
-async def test_progress_edits_are_throttled(fake_bot):
-    fake_bot.config = parse_config({"bot": {"progress_edit_interval_s": 3600}}, {})
-    events = [JobQueued(1), JobStarted()] + [JobProgress("painting", i, 50, 0.1 * i) for i in range(50)] + [DONE]
-    fake_bot.executor = ScriptedExecutor(events)
-    fake_bot.journal.add(_record(size=512))
+async def test_the_queue_line_estimates_the_wait_from_recent_jobs(service):
+    service._recent_seconds.extend([30.0, 50.0])
+    service.executor = ScriptedExecutor([JobQueued(3), DONE])
+    service.journal.add(_record())
     reply = RecordingReply()
-    await run_job(fake_bot, _record(size=512), reply)
+    await run_job(service, _record(), reply)
+    assert reply.shown[0].content == "Your picture is number 3 in the queue — it should start in about 2 min…"
+
+
+async def test_progress_edits_are_throttled(service):
+    service.config = parse_config({"bot": {"progress_edit_interval_s": 3600}}, {})
+    events = [JobQueued(1), JobStarted()] + [JobProgress("painting", i, 50, 0.1 * i) for i in range(50)] + [DONE]
+    service.executor = ScriptedExecutor(events)
+    service.journal.add(_record(size=512))
+    reply = RecordingReply()
+    await run_job(service, _record(size=512), reply)
     # The first event is shown at once, then nothing until the result.
-    assert len(reply.shown) == 2
-    assert reply.shown[-1].files == ["stylized.png", "variants.jpg"]
+    assert len(reply.shown) == 1
+    assert reply.delivered[-1].files == ["stylized.png", "variants.jpg"]
 
 
 @pytest.mark.parametrize(("event", "expected"), [
@@ -400,50 +489,92 @@ async def test_progress_edits_are_throttled(fake_bot):
     (JobFailed("crashed", "worker died"), "crashed"),
     (JobFailed("cancelled", "cancelled by user"), "Cancelled."),
 ])
-async def test_a_failed_job_ends_with_one_readable_line(fake_bot, event, expected):
-    fake_bot.executor = ScriptedExecutor([JobQueued(1), JobStarted(), event])
-    fake_bot.journal.add(_record())
-    fake_bot.limits.reserve(JOB_ID, 1, 2)
+async def test_a_failed_job_ends_with_one_readable_private_line(service, event, expected):
+    service.executor = ScriptedExecutor([JobQueued(1), JobStarted(), event])
+    service.journal.add(_record())
+    service.reserve(JOB_ID, 1, 2)
     reply = RecordingReply()
-    await run_job(fake_bot, _record(), reply)
-    assert expected in reply.shown[-1].content
-    assert reply.shown[-1].view is None and reply.shown[-1].files == []
-    assert fake_bot.journal.get(JOB_ID).state == "failed"
-    assert len(fake_bot.limits) == 0
+    await run_job(service, _record(), reply)
+    assert reply.delivered == []
+    assert expected in reply.last.content and "\n" not in reply.last.content
+    assert reply.last.files == []
+    retry = [] if event.kind == "invalid_image" else [f"sty:retry:{JOB_ID}"]
+    assert (_custom_ids(reply.last.view) if reply.last.view else []) == retry
+    assert service.journal.get(JOB_ID).state == "failed"
+    assert len(service.limits) == 0
+
+
+@pytest.mark.parametrize(("kind", "detail"), [
+    ("unavailable", "The painting cluster (10.0.0.1:6379) stopped answering."),
+    ("unavailable", "No VGG-19 weights at /models/vgg.pth"),
+    ("internal", "Unexpected KeyError; the traceback is in the worker's log."),
+    ("oom", "Out of memory, also at the smaller size of the retry."),
+])
+def test_failures_are_worded_by_kind_and_the_executor_detail_stays_in_the_log(kind, detail):
+    text = messages.failure(kind, detail)
+    assert detail not in text and "weights" not in text and "cluster" not in text
+    assert text == messages.FAILURES[kind]
 
 
 @pytest.mark.parametrize(("error", "expected"), [
     (QueueFull("full"), messages.QUEUE_FULL),
     (ExecutorUnavailable("The VGG-19 weights are not available."),
-     "The painter isn't available right now (The VGG-19 weights are not available) — please try again later."),
+     "The painter isn't available right now — please try again later."),
 ])
-async def test_refused_submission_is_told_not_left_thinking(fake_bot, error, expected):
-    fake_bot.executor = ScriptedExecutor(error=error)
-    fake_bot.journal.add(_record())
+async def test_refused_submission_is_told_not_left_thinking(service, error, expected):
+    service.executor = ScriptedExecutor(error=error)
+    service.journal.add(_record())
     reply = RecordingReply()
-    await run_job(fake_bot, _record(), reply)
-    assert [shown.content for shown in reply.shown] == [expected]
-    assert fake_bot.journal.get(JOB_ID).state == "failed"
+    await run_job(service, _record(), reply)
+    assert [shown.content for shown in reply.private] == [expected]
+    assert service.journal.get(JOB_ID).state == "failed"
 
 
-async def test_a_painter_that_never_started_is_explained(fake_bot):
-    fake_bot.executor = ScriptedExecutor([DONE])
-    fake_bot.executor_problem = "No VGG-19 weights: pass --weights PATH."
-    fake_bot.journal.add(_record())
+async def test_a_painter_that_never_started_is_explained(service):
+    service.executor = ScriptedExecutor([DONE])
+    service.executor_problem = "No VGG-19 weights: pass --weights PATH."
+    service.journal.add(_record())
     reply = RecordingReply()
-    await run_job(fake_bot, _record(), reply)
-    assert fake_bot.executor.jobs == []
-    assert reply.shown[-1].content == ("The painter isn't available right now (No VGG-19 weights: pass --weights PATH)"
-                                       " — please try again later.")
+    await run_job(service, _record(), reply)
+    assert service.executor.jobs == []
+    assert reply.last.content == "The painter isn't available right now — please try again later."
 
 
-async def test_a_variant_rerender_uses_its_own_style_weight(fake_bot):
-    fake_bot.executor = ScriptedExecutor([DONE])
-    record = _record(style_weight=4e8, variants=1)
-    fake_bot.journal.add(record)
-    await run_job(fake_bot, record, RecordingReply())
-    assert fake_bot.executor.jobs[0].options.style_weight == 4e8
-    assert fake_bot.executor.jobs[0].options.variants == 1
+async def test_a_job_taken_while_the_painter_starts_waits_for_it(service):
+    service._executor_started.clear()
+    service.executor = ScriptedExecutor([DONE])
+    service.journal.add(_record())
+    reply = RecordingReply()
+    service.start(_record(), reply)
+    await asyncio.sleep(0.05)
+    assert service.executor.jobs == [] and reply.delivered == []
+    await service.start_executor()
+    await service._running[JOB_ID].task
+    assert len(service.executor.jobs) == 1 and reply.delivered
+
+
+async def test_an_upscale_paints_its_one_strength_alone(service):
+    service.executor = ScriptedExecutor([DONE])
+    record = _record(strength=7, variants=1, size=64)
+    service.journal.add(record)
+    await run_job(service, record, RecordingReply())
+    assert service.executor.jobs[0].options.strength == 7
+    assert service.executor.jobs[0].options.variants == 1
+
+
+class NowhereReply(RecordingReply):
+    async def deliver(self, content, *, files, view):
+        raise Undeliverable(3, ["send_messages", "attach_files"])
+
+
+async def test_a_result_that_reaches_nobody_stays_in_the_journal_and_the_user_hears_what_is_missing(service):
+    service.executor = ScriptedExecutor([DONE])
+    service.journal.add(_record())
+    reply = NowhereReply()
+    await run_job(service, _record(), reply)
+    assert service.journal.get(JOB_ID).state in ("accepted", "running")
+    assert [record.job_id for record in service.journal.unfinished()] == [JOB_ID]
+    assert "Send Messages and Attach Files" in reply.last.content and "<#3>" in reply.last.content
 
 
 class BrokenReply(Reply):
@@ -451,18 +582,22 @@ class BrokenReply(Reply):
         self.status = status
         self.calls = 0
 
-    async def show(self, content, *, files=None, view=None):
+    async def _broken(self, *args, **kwargs):
         self.calls += 1
         response = SimpleNamespace(status=self.status, reason="gone")
         raise discord.HTTPException(response, {"code": 50027, "message": "Invalid Webhook Token"})
+
+    show = deliver = tell_privately = _broken
 
 
 async def test_a_dead_token_moves_the_job_to_a_channel_message():
     primary, fallback = BrokenReply(401), RecordingReply()
     reply = TokenReply(primary, fallback, token_expires_at=time.time() + 600)
     await reply.show("Painting…")
-    await reply.show("done")
-    assert [shown.content for shown in fallback.shown] == ["Painting…", "done"]
+    await reply.deliver("done", files=[("stylized.png", b"x")], view=None)
+    assert [shown.content for shown in fallback.shown] == ["Painting…"]
+    assert [shown.content for shown in fallback.delivered] == ["done"]
+    assert fallback.delivered[0].files == ["stylized.png"]
     assert primary.calls == 1  # once it failed it is not tried again
 
 
@@ -480,8 +615,8 @@ async def test_other_http_errors_are_not_mistaken_for_a_dead_token():
 
 # ----- the checks made before deferring -----
 
-def _actions(**config) -> Actions:
-    return Actions(SimpleNamespace(config=parse_config(config, {})))
+def _actions(**config) -> Intake:
+    return Intake(config=parse_config(config, {}), service=None, journal=None, fetch=None, replies=None)
 
 
 @pytest.mark.parametrize(("discord_config", "guild_id", "channel_id", "allowed"), [
@@ -494,17 +629,17 @@ def _actions(**config) -> Actions:
 ])
 def test_the_bot_answers_only_where_it_is_allowed(discord_config, guild_id, channel_id, allowed):
     interaction = SimpleNamespace(guild_id=guild_id, channel_id=channel_id)
-    assert _actions(discord=discord_config)._place_allowed(interaction) is allowed
+    assert _actions(discord=discord_config).place_allowed(interaction) is allowed
 
 
 def test_attachments_are_checked_by_declared_type_and_size():
     actions = _actions(limits={"max_attachment_bytes": 1000})
-    assert actions._attachment_problem(AttachmentInfo("content", "u", 999, "image/webp", "a.webp")) is None
-    assert actions._attachment_problem(AttachmentInfo("content", "u", 1001, "image/png", "big.png")) == \
+    assert actions.attachment_problem(AttachmentInfo("content", "u", 999, "image/webp", "a.webp")) is None
+    assert actions.attachment_problem(AttachmentInfo("content", "u", 1001, "image/png", "big.png")) == \
         "big.png is 1001 bytes; I can take pictures up to 1000 bytes."
-    assert actions._attachment_problem(AttachmentInfo("content", "u", 10, "text/plain", "a.txt")) == \
+    assert actions.attachment_problem(AttachmentInfo("content", "u", 10, "text/plain", "a.txt")) == \
         "a.txt doesn't look like a picture — please attach a PNG, JPEG, WebP or GIF."
-    assert "doesn't look like a picture" in actions._attachment_problem(
+    assert "doesn't look like a picture" in actions.attachment_problem(
         AttachmentInfo("content", "u", 10, None, "mystery"))
 
 
@@ -513,15 +648,14 @@ def test_intake_refuses_a_picture_too_thin_for_the_requested_size_naming_it():
     buffer = io.BytesIO()
     Image.new("RGB", (800, 16)).save(buffer, format="PNG")
     with pytest.raises(InvalidImage) as caught:
-        actions._validate(buffer.getvalue(), "banner.png", 48)
+        actions.validate(buffer.getvalue(), "banner.png", 48)
     assert str(caught.value) == ("banner.png is too long and thin to paint at 48 px: its short side would be "
                                  "1 px (at least 16 px needed).")
-    actions._validate(buffer.getvalue(), "banner.png", 800)  # 800×16 as it is: paintable
+    actions.validate(buffer.getvalue(), "banner.png", 800)  # 800×16 as it is: paintable
 
 
 def test_each_result_image_gets_half_the_upload_limit():
-    actions = _actions()
-    assert actions._output_budget(SimpleNamespace(filesize_limit=10 * 1024 * 1024)) == 5 * 1024 * 1024 - 64 * 1024
+    assert output_budget(SimpleNamespace(filesize_limit=10 * 1024 * 1024)) == 5 * 1024 * 1024 - 64 * 1024
 
 
 def test_journal_flag_beats_environment_and_file(tmp_path, monkeypatch):
@@ -533,12 +667,11 @@ def test_journal_flag_beats_environment_and_file(tmp_path, monkeypatch):
     assert config.journal.path == str(tmp_path / "env.sqlite3")
 
 
-# ----- the redo buttons -----
+# ----- the repaint buttons -----
 
 @pytest.fixture
-def redo(fake_bot, monkeypatch):
-    """Actions whose submit and refusals are recorded instead of talking to Discord."""
-    actions = Actions(fake_bot)
+def redo(service, monkeypatch):
+    """Button handlers whose submissions and private lines are recorded instead of talking to Discord."""
     calls = SimpleNamespace(submitted=[], refused=[])
 
     async def submit(interaction, **kwargs):
@@ -547,48 +680,86 @@ def redo(fake_bot, monkeypatch):
     async def refuse(interaction, text):
         calls.refused.append(text)
 
-    monkeypatch.setattr(actions, "submit", submit)
-    monkeypatch.setattr(actions, "_refuse", refuse)
-    calls.actions = actions
+    intake = SimpleNamespace(submit=submit)
+    monkeypatch.setattr("bot.buttons.answer_privately", refuse)
+    calls.buttons = ButtonHandlers(config=service.config, client=None, intake=intake, service=service,
+                                   journal=service.journal)
     return calls
 
 
-def _done_record(**options) -> JobRecord:
-    record = _record(**options)
-    record.state, record.result = "done", {"style_weights": [5e7, 1e8, 2e8], "chosen": 1}
+def _done_record(**changes) -> JobRecord:
+    record = _record(**changes)
+    record.state, record.result = "done", {"strengths": [5, 6, 7], "style_weights": [5e7, 1e8, 2e8], "chosen": 1}
     return record
 
 
 async def test_more_style_repaints_the_same_images_one_strength_up_with_the_same_seed(redo):
-    await redo.actions._redo(None, _done_record(strength=6), CustomId("more", JOB_ID))
+    await redo.buttons.repaint(None, _done_record(strength=6), CustomId("more", JOB_ID))
     [call] = redo.submitted
-    assert (call["strength"], call["seed"], call["size"], call["variants"]) == (7, 11, 64, 3)
-    assert (call["content"], call["style"], call["style_weight"]) == (b"c", b"s", None)
-    assert call["preserve_colors"] is True
+    request = call["request"]
+    assert (request.strength, request.seed, request.size, request.variants) == (7, 11, 64, 3)
+    assert (call["content"], call["style"]) == (b"c", b"s")
+    assert request.preserve_colors is True
+    assert request.parent_job == JOB_ID  # where a repaint could find the strengths already painted
 
 
 async def test_less_style_at_strength_one_is_refused(redo):
-    await redo.actions._redo(None, _done_record(strength=1), CustomId("less", JOB_ID))
+    await redo.buttons.repaint(None, _done_record(strength=1), CustomId("less", JOB_ID))
     assert redo.submitted == []
     assert redo.refused == ["The strength is already at its minimum (1)."]
 
 
-async def test_a_variant_is_repainted_alone_at_the_largest_size_with_its_weight(redo):
-    await redo.actions._redo(None, _done_record(), CustomId("variant", JOB_ID, 2))
+async def test_an_upscale_paints_its_tile_alone_at_the_largest_size(redo):
+    await redo.buttons.repaint(None, _done_record(size=48), CustomId("upscale", JOB_ID, 7))
     [call] = redo.submitted
-    assert (call["style_weight"], call["variants"], call["size"]) == (2e8, 1, 64)
+    assert (call["request"].strength, call["request"].variants, call["request"].size) == (7, 1, 64)
 
 
-async def test_more_style_on_a_repainted_variant_doubles_its_weight(redo):
-    await redo.actions._redo(None, _done_record(style_weight=2e8, variants=1), CustomId("more", JOB_ID))
-    assert redo.submitted[0]["style_weight"] == 4e8
+async def test_an_upscale_of_a_strength_the_strip_never_showed_is_refused(redo):
+    await redo.buttons.repaint(None, _done_record(), CustomId("upscale", JOB_ID, 9))
+    assert redo.submitted == [] and redo.refused == [messages.TOO_OLD]
+
+
+async def test_more_style_on_an_upscale_steps_its_strength(redo):
+    await redo.buttons.repaint(None, _done_record(strength=7, variants=1), CustomId("more", JOB_ID))
+    assert redo.submitted[0]["request"].strength == 8
+    assert redo.submitted[0]["request"].variants == 1
+
+
+async def test_retry_paints_the_failed_request_again(redo):
+    record = _record(strength=3)
+    record.state = "failed"
+    await redo.buttons.repaint(None, record, CustomId("retry", JOB_ID))
+    [call] = redo.submitted
+    assert call["request"] == _request(strength=3, parent_job=JOB_ID)
 
 
 async def test_a_pruned_job_cannot_be_repainted(redo):
     record = _done_record()
     record.content = None
-    await redo.actions._redo(None, record, CustomId("more", JOB_ID))
+    await redo.buttons.repaint(None, record, CustomId("more", JOB_ID))
     assert redo.submitted == [] and redo.refused == [messages.TOO_OLD]
+
+
+@pytest.mark.parametrize("action", ["cancel", "delete", "share", "retry"])
+async def test_only_the_requester_may_cancel_delete_share_or_retry(redo, action):
+    redo.buttons.journal.add(_done_record())
+    interaction = SimpleNamespace(user=SimpleNamespace(id=99))
+    await redo.buttons.clicked(interaction, CustomId(action, JOB_ID))
+    assert redo.refused == [messages.NOT_YOURS] and redo.submitted == []
+
+
+def test_the_request_survives_the_journal(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.add(_record(parent_job="f" * 32))
+    assert journal.get(JOB_ID).request == _request(parent_job="f" * 32)
+    journal.close()
+
+
+def test_a_row_from_before_the_request_type_still_reads():
+    old = {"strength": 4, "size": 64, "seed": 1, "preserve_colors": False, "variants": 3, "style_weight": 2e5,
+           "content_name": "a.png", "style_name": "b.png", "output_max_bytes": 100}
+    assert Request.from_json(old) == Request(4, 64, 1, False, 3, "a.png", "b.png", 100)
 
 
 def test_throttle_allows_one_edit_per_interval():
@@ -653,3 +824,94 @@ def test_healthcheck_reads_the_health_file(tmp_path):
     old = time.time() - 120
     os.utime(health_file, (old, old))
     assert _run_bot("--config", str(path), "--healthcheck").returncode == 1
+
+
+# ----- a channel that refuses the result -----
+
+def _forbidden() -> discord.Forbidden:
+    return discord.Forbidden(SimpleNamespace(status=403, reason="Forbidden"), {"code": 50013,
+                                                                                 "message": "Missing Permissions"})
+
+
+class FakeChannel:
+    def __init__(self, refuse: bool):
+        self.refuse = refuse
+        self.sent = []
+
+    async def send(self, content, **kwargs):
+        if self.refuse:
+            raise _forbidden()
+        self.sent.append(content)
+        return SimpleNamespace(id=77)
+
+
+class FakeUser:
+    def __init__(self, open_dms: bool):
+        self.open_dms = open_dms
+        self.sent = []
+
+    async def send(self, content, **kwargs):
+        if not self.open_dms:
+            raise _forbidden()
+        self.sent.append((content, [file.filename for file in kwargs.get("files", [])]))
+        return SimpleNamespace(id=88)
+
+
+def _channel_reply(channel: FakeChannel, user: FakeUser):
+    from bot.replies import ChannelReply
+
+    client = SimpleNamespace(get_channel=lambda _: channel, get_user=lambda _: user)
+    return ChannelReply(client, channel_id=3, user_id=1)
+
+
+async def test_a_403_in_the_channel_sends_the_result_by_dm_saying_why():
+    channel, user = FakeChannel(refuse=True), FakeUser(open_dms=True)
+    message_id = await _channel_reply(channel, user).deliver("<@1> your picture is ready.",
+                                                             files=[("stylized.png", b"x")], view=None)
+    assert message_id == 88 and channel.sent == []
+    [(text, files)] = user.sent
+    assert text.startswith("I couldn't post your picture in <#3> (I'm missing Send Messages and Attach Files")
+    assert "your picture is ready" in text and files == ["stylized.png"]
+
+
+async def test_closed_dms_too_make_the_result_undeliverable():
+    with pytest.raises(Undeliverable) as caught:
+        await _channel_reply(FakeChannel(refuse=True), FakeUser(open_dms=False)).deliver(
+            "x", files=[("stylized.png", b"x")], view=None)
+    assert caught.value.channel_id == 3 and caught.value.missing == ["send_messages", "attach_files"]
+
+
+async def test_a_channel_that_takes_the_result_gets_it_pinging_only_the_requester():
+    channel, user = FakeChannel(refuse=False), FakeUser(open_dms=True)
+    reply = _channel_reply(channel, user)
+    sent = {}
+
+    async def send(content, **kwargs):
+        sent.update(kwargs, content=content)
+        return SimpleNamespace(id=77)
+
+    channel.send = send
+    assert await reply.deliver("<@1> done", files=[], view=None) == 77
+    mentions = sent["allowed_mentions"]
+    assert [user.id for user in mentions.users] == [1] and mentions.everyone is False and mentions.roles is False
+    assert user.sent == []
+
+
+# ----- the client -----
+
+def test_the_client_has_no_prefix_commands_and_no_message_content_intent():
+    from bot.app import StyleBot
+
+    client = StyleBot(parse_config({"executor": {"weights": "random", "device": "cpu"}}, {}))
+    assert type(client).__mro__[1] is discord.Client
+    assert not client.intents.message_content
+    assert client.tree.allowed_contexts.guild and client.tree.allowed_contexts.dm_channel
+    assert not client.tree.allowed_contexts.private_channel
+    assert client.tree.allowed_installs.guild and not client.tree.allowed_installs.user
+
+
+def test_make_run_without_a_token_ends_with_the_help_and_exit_0():
+    result = _run_bot("--config", str(ROOT / "config.example.toml"), "--ok-without-token")
+    assert result.returncode == 0
+    assert "DISCORD_TOKEN" in result.stderr and "Traceback" not in result.stderr
+    assert "--ok-without-token" in (ROOT / "Makefile").read_text()

@@ -17,6 +17,7 @@ from discord import app_commands
 from PIL import Image
 
 from tests.fakediscord import EPHEMERAL, LOADING, FakeDiscord, UnknownRequestError
+from tests.fakediscord import permissions as perms
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -480,7 +481,8 @@ async def test_start_stop_kill_and_restart_a_bot_process(fake: FakeDiscord, tmp_
     (tmp_path / "bot" / "__main__.py").write_text(STAND_IN_BOT)
     config = tmp_path / "config.toml"
     config.write_text("")
-    bot = await fake.start_bot(config, log_path=tmp_path / "bot.log", cwd=tmp_path)
+    # PYTHONPATH first: a developer's PYTHONPATH=$PWD would otherwise put the real bot ahead of the stand-in.
+    bot = await fake.start_bot(config, env={"PYTHONPATH": str(tmp_path)}, log_path=tmp_path / "bot.log", cwd=tmp_path)
     await fake.wait_for_bot_ready(timeout=30, commands=("hello",))
     first = await fake.slash_command("hello")
     first_reply = await first.wait_final(timeout=10)
@@ -538,7 +540,7 @@ async def test_protocol_errors_a_buggy_bot_would_meet(fake: FakeDiscord) -> None
         status, body = await call(session, "POST", callback, json={"type": 4, "data": {"content": ""}})
         assert (status, body["code"]) == (400, 50006)
         status, body = await call(session, "POST", callback, json={"type": 4, "data": {"content": "x" * 2001}})
-        assert (status, body["code"]) == (400, 50035) and "content" in body["errors"]
+        assert (status, body["code"]) == (400, 50035) and "content" in body["errors"]["data"]
         assert interaction.acked_at is None
         assert (await call(session, "POST", callback, json={"type": 4, "data": {"content": "ok"}}))[0] == 204
         status, body = await call(session, "POST", callback, json={"type": 4, "data": {"content": "again"}})
@@ -617,3 +619,366 @@ async def test_editing_an_ephemeral_deferral_keeps_it_ephemeral(fake: FakeDiscor
         assert [m.content for m in fake.visible_messages(user="alice")] == ["only you can see this"]
     finally:
         await stop_client(client, task)
+
+
+async def test_channel_permissions_refuse_what_the_bot_may_not_do(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        art = client.get_channel(int(fake.channel("art")["id"]))
+        general = client.get_channel(int(fake.channel("general")["id"]))
+        await art.send("allowed")
+        await fake.set_permissions("art", deny=perms.SEND_MESSAGES)
+        # discord.py's cache learns the overwrite from CHANNEL_UPDATE, as a bot checking before sending would.
+        await fake.wait_until(lambda: not art.permissions_for(art.guild.me).send_messages, 5)
+        with pytest.raises(discord.Forbidden) as refused:
+            await art.send("not allowed")
+        assert refused.value.code == 50013 and refused.value.status == 403
+        assert [m.content for m in fake.visible_messages("art")] == ["allowed"]
+
+        interaction = await fake.slash_command("tools", options={"echo": {"text": "hi"}}, channel="art", user="bob")
+        app_permissions = int(interaction.payload["app_permissions"])
+        assert app_permissions == fake.permissions_for("art")
+        assert app_permissions & perms.VIEW_CHANNEL and not app_permissions & perms.SEND_MESSAGES
+        assert not app_permissions & perms.ATTACH_FILES  # implicitly denied without Send Messages
+        assert int(interaction.payload["member"]["permissions"]) == fake.permissions_for("art", "bob")
+        assert fake.permissions_for("art", "bob") & perms.SEND_MESSAGES  # the overwrite was for the bot only
+        assert (await interaction.wait_final(timeout=10)).content == "hi"  # responses need no channel permission
+
+        await fake.set_permissions("general", deny=perms.ATTACH_FILES, target="stylebot")  # the bot's role
+        await general.send("text is fine")
+        with pytest.raises(discord.Forbidden) as refused:
+            await general.send("with a file", file=discord.File(io.BytesIO(b"x"), "x.txt"))
+        assert refused.value.code == 50013
+        await fake.set_permissions("general", allow=perms.ATTACH_FILES)  # a member overwrite beats the role's
+        await general.send("now with a file", file=discord.File(io.BytesIO(b"x"), "x.txt"))
+
+        await fake.set_permissions("general", deny=perms.VIEW_CHANNEL, target="@everyone")
+        # An @everyone overwrite beats the roles' guild-wide bits; alice owns the guild and sees everything.
+        assert fake.permissions_for("general") == 0 and fake.permissions_for("general", "alice") == perms.ALL
+        with pytest.raises(discord.Forbidden) as hidden:
+            await general.send("invisible")
+        assert hidden.value.code == 50001  # Discord answers "Missing Access" for a channel the bot cannot see
+        with pytest.raises(discord.Forbidden):
+            await client.fetch_channel(general.id)
+        await fake.set_permissions("general", allow=perms.VIEW_CHANNEL | perms.SEND_MESSAGES)
+        await general.send("let in by its own overwrite")
+        await fake.set_permissions("general")  # overwrite removed
+        assert fake.permissions_for("general") == 0
+        assert [m.content for m in fake.visible_messages("general")] == [
+            "text is fine", "now with a file", "let in by its own overwrite"]
+
+        await fake.set_role_permissions("stylebot", perms.ADMINISTRATOR)
+        assert fake.permissions_for("general") == perms.ALL
+        await general.send("administrators see everything")
+    finally:
+        await stop_client(client, task)
+
+
+async def test_threads_and_forum_posts_are_channels(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        thread = await fake.add_thread("general", "critique")
+        await fake.wait_until(lambda: client.get_channel(int(thread["id"])) is not None, 5)
+        cached = client.get_channel(int(thread["id"]))
+        assert isinstance(cached, discord.Thread) and cached.parent.name == "general"
+        interaction = await fake.slash_command("tools", options={"echo": {"text": "in thread"}},
+                                               channel=thread["id"])
+        await interaction.wait_final(timeout=10)
+        assert [m.content for m in fake.visible_messages(thread["id"])] == ["in thread"]
+        assert fake.visible_messages("general") == []
+
+        await cached.send("thread reply")
+        await fake.set_permissions("general", deny=perms.SEND_MESSAGES_IN_THREADS)
+        assert not int((await fake.slash_command("tools", options={"echo": {"text": "x"}}, channel=thread["id"])
+                        ).payload["app_permissions"]) & perms.SEND_MESSAGES_IN_THREADS
+        with pytest.raises(discord.Forbidden) as refused:
+            await cached.send("no threads for you")
+        assert refused.value.code == 50013
+        await client.get_channel(int(fake.channel("general")["id"])).send("the channel itself is fine")
+        await fake.set_permissions("general")
+
+        archived = await fake.add_thread("art", "old", archived=True)
+        locked = await fake.add_thread("art", "closed", archived=True, locked=True)
+        await fake.wait_until(lambda: client.get_channel(int(locked["id"])) is not None, 5)
+        await client.get_channel(int(archived["id"])).send("revived")
+        assert archived["thread_metadata"]["archived"] is False
+        with pytest.raises(discord.HTTPException) as closed:
+            await client.get_channel(int(locked["id"])).send("nope")
+        assert closed.value.code == 50083
+
+        gallery = await fake.add_channel("gallery", forum=True)
+        await fake.wait_until(lambda: client.get_channel(int(gallery["id"])) is not None, 5)
+        forum = client.get_channel(int(gallery["id"]))
+        assert isinstance(forum, discord.ForumChannel)
+        created = await forum.create_thread(name="My painting", content="look",
+                                            file=discord.File(io.BytesIO(b"png?"), "p.png"))
+        assert created.thread.parent_id == forum.id and created.message.id == created.thread.id
+        [starter] = fake.visible_messages(created.thread.id)
+        assert starter.content == "look" and starter.files == [("p.png", b"png?")]
+
+        post, opener = await fake.forum_post("gallery", "Feedback please", "what do you think?", user="bob")
+        assert opener.id == int(post["id"]) and post["parent_id"] == gallery["id"] and post["type"] == 11
+        posted = await fake.slash_command("tools", options={"echo": {"text": "nice"}}, channel=post["id"])
+        await posted.wait_final(timeout=10)
+        assert [m.content for m in fake.visible_messages(post["id"])] == ["what do you think?", "nice"]
+
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+            url = f"{fake.api_base}/channels/{gallery['id']}/messages"
+            async with session.post(url, json={"content": "straight into the forum"}) as response:
+                assert response.status == 400 and (await response.json())["code"] == 50008
+    finally:
+        await stop_client(client, task)
+
+
+async def test_direct_messages_from_and_to_the_bot(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        bob = await client.fetch_user(int(fake.users["bob"]["id"]))
+        await bob.send("hello bob")
+        dm = fake.dm_channel("bob")
+        assert [m.content for m in fake.visible_messages(dm["id"], user="bob")] == ["hello bob"]
+
+        interaction = await fake.slash_command("tools", options={"echo": {"text": "private"}}, channel=dm["id"],
+                                               user="bob")
+        assert interaction.payload["context"] == 1 and "guild_id" not in interaction.payload
+        assert int(interaction.payload["app_permissions"]) == perms.DM_PERMISSIONS
+        await interaction.wait_final(timeout=10)
+        assert [m.content for m in fake.visible_messages(dm["id"], user="bob")] == ["hello bob", "private"]
+    finally:
+        await stop_client(client, task)
+
+
+def button(custom_id: str, label: str = "ok") -> dict:
+    return {"type": 2, "style": 1, "label": label, "custom_id": custom_id}
+
+
+def rows(*row_buttons: list[dict]) -> list[dict]:
+    return [{"type": 1, "components": list(row)} for row in row_buttons]
+
+
+MESSAGE_REFUSALS = {
+    "content not a string": ({"content": 5}, ["content"]),
+    "content over 2000": ({"content": "x" * 2001}, ["content"]),
+    "six action rows": ({"components": rows(*[[button(f"r{i}")] for i in range(6)])}, ["components"]),
+    "six buttons in a row": ({"components": rows([button(f"b{i}") for i in range(6)])},
+                             ["components", "0", "components"]),
+    "custom_id of 101": ({"components": rows([button("c" * 101)])},
+                         ["components", "0", "components", "0", "custom_id"]),
+    "label of 81": ({"components": rows([button("a", "l" * 81)])},
+                    ["components", "0", "components", "0", "label"]),
+    "duplicate custom_id": ({"components": rows([button("same"), button("same")])},
+                            ["components", "0", "components", "1", "custom_id"]),
+    "select sharing a row": ({"components": rows([button("a"), {"type": 3, "custom_id": "s", "options": [
+        {"label": "x", "value": "x"}]}])}, ["components", "0", "components"]),
+    "eleven embeds": ({"embeds": [{"title": str(i)} for i in range(11)]}, ["embeds"]),
+    "eleven attachments": ({"content": "x", "attachments": [{"id": i} for i in range(11)]}, ["attachments"]),
+    "unknown component type": ({"components": [{"type": 99}]}, ["components", "0"]),
+}
+
+
+def error_at(errors: dict, path: list[str]) -> list[dict]:
+    node = errors
+    for key in path:
+        assert key in node, f"no error at {path}: {errors}"
+        node = node[key]
+    return node.get("_errors") or [e for sub in node.values() if isinstance(sub, dict) for e in sub.get("_errors", [])]
+
+
+async def test_requests_are_validated_against_the_spec_and_discords_limits(fake: FakeDiscord) -> None:
+    """Raw HTTP: each bad payload is refused with 400 / 50035 naming the field; its fixed twin is accepted."""
+    auth = {"Authorization": f"Bot {fake.token}"}
+    url = f"{fake.api_base}/channels/{fake.channel()['id']}/messages"
+    async with aiohttp.ClientSession(headers=auth) as session:
+        for name, (payload, path) in MESSAGE_REFUSALS.items():
+            async with session.post(url, json=payload) as response:
+                body = await response.json()
+                assert (response.status, body["code"], body["message"]) == (400, 50035, "Invalid Form Body"), name
+                assert error_at(body["errors"], path), name
+        good = {"content": "y" * 2000, "components": rows([button(f"b{i}", "l" * 80) for i in range(5)],
+                                                          *[[button(f"r{i}", "r")] for i in range(4)])}
+        good["components"][0]["components"][0]["custom_id"] = "c" * 100
+        async with session.post(url, json=good) as response:
+            assert response.status == 200, await response.text()
+
+        # Snowflakes as JSON integers are fine (discord.py sends upload placeholders so); as junk strings not.
+        form = aiohttp.FormData()
+        form.add_field("payload_json", '{"content": "up", "attachments": [{"id": 0, "filename": "a.txt"}]}')
+        form.add_field("files[0]", b"abc", filename="a.txt")
+        async with session.post(url, data=form) as response:
+            assert response.status == 200 and (await response.json())["attachments"][0]["filename"] == "a.txt"
+        async with session.post(url, json={"content": "up", "sticker_ids": ["not-a-snowflake"]}) as response:
+            assert response.status == 400 and "sticker_ids" in (await response.json())["errors"]
+
+        async with session.post(url, data=b"{not json", headers={"Content-Type": "application/json"}) as response:
+            assert (response.status, (await response.json())["code"]) == (400, 50109)
+        async with session.put(url, json={"content": "x"}) as response:
+            assert (response.status, (await response.json())["message"]) == (405, "405: Method Not Allowed")
+        async with session.get(f"{fake.api_base}/no/such/route") as response:
+            assert (response.status, (await response.json())["message"]) == (404, "404: Not Found")
+    refused = [(r.status, r.code) for r in fake.refusals]
+    assert refused.count((400, 50035)) == len(MESSAGE_REFUSALS) + 1 and (405, 0) in refused and (404, 0) in refused
+    assert [m.content for m in fake.visible_messages()] == ["y" * 2000, "up"]
+    assert fake.server_errors == []
+
+
+async def test_upload_limit_applies_to_all_files_of_a_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with pointed_fake(monkeypatch, attachment_size_limit=1000) as fake:
+        url = f"{fake.api_base}/channels/{fake.channel()['id']}/messages"
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+            for sizes, status in (((600, 600), 413), ((500, 500), 200), ((1,) * 11, 400)):
+                form = aiohttp.FormData()
+                form.add_field("payload_json", '{"content": "files"}')
+                for index, size in enumerate(sizes):
+                    form.add_field(f"files[{index}]", b"x" * size, filename=f"f{index}.bin")
+                async with session.post(url, data=form) as response:
+                    body = await response.json()
+                    assert response.status == status, (sizes, body)
+                    if status == 413:
+                        assert body["code"] == 40005
+                    if status == 400:
+                        assert "files" in body["errors"]
+
+
+COMMAND_REFUSALS = {
+    "upper-case name": ({"name": "Stylize", "description": "d"}, ["0", "name"]),
+    "space in name": ({"name": "sty lize", "description": "d"}, ["0", "name"]),
+    "name of 33": ({"name": "s" * 33, "description": "d"}, ["0", "name"]),
+    "empty description": ({"name": "stylize", "description": ""}, ["0", "description"]),
+    "description of 101": ({"name": "stylize", "description": "d" * 101}, ["0", "description"]),
+    "26 options": ({"name": "stylize", "description": "d", "options": [
+        {"type": 3, "name": f"o{i}", "description": "d"} for i in range(26)]}, ["0", "options"]),
+    "26 choices": ({"name": "stylize", "description": "d", "options": [{"type": 3, "name": "o", "description": "d",
+                    "choices": [{"name": f"c{i}", "value": f"{i}"} for i in range(26)]}]},
+                   ["0", "options", "0", "choices"]),
+    "required after optional": ({"name": "stylize", "description": "d", "options": [
+        {"type": 3, "name": "a", "description": "d"}, {"type": 3, "name": "b", "description": "d", "required": True}]},
+        ["0", "options", "1", "required"]),
+    "context menu with a description": ({"name": "Use as style", "type": 3, "description": "no"},
+                                        ["0", "description"]),
+}
+
+
+async def test_command_registration_limits(fake: FakeDiscord) -> None:
+    url = f"{fake.api_base}/applications/{fake.application_id}/commands"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+        for name, (command, path) in COMMAND_REFUSALS.items():
+            async with session.put(url, json=[command]) as response:
+                body = await response.json()
+                assert (response.status, body["code"]) == (400, 50035), (name, body)
+                assert error_at(body["errors"], path), name
+        good = [{"name": "stylize-it_'2", "description": "d" * 100, "options": [
+                    {"type": 3, "name": f"o{i}", "description": "d", "required": i == 0,
+                     "choices": [{"name": f"c{j}", "value": f"{j}"} for j in range(25)]} for i in range(25)]},
+                {"name": "Use as style", "type": 3}]
+        async with session.put(url, json=good) as response:
+            assert response.status == 200, await response.text()
+    assert set(fake.registered_commands) == {"stylize-it_'2", "Use as style"}
+
+
+async def test_cdn_links_are_signed_and_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with pointed_fake(monkeypatch, cdn_url_ttl=60) as fake:
+        attachment = fake.add_attachment(b"\x89PNG fake", "noext")
+        assert "content_type" not in attachment  # Discord could not tell; the bot must not rely on the field
+        assert "content_type" not in fake.add_attachment(b"png", "a.png", content_type="")
+        assert fake.add_attachment(b"x", "SPOILER_a.png")["flags"] & 8
+        query = yarl.URL(attachment["url"]).query
+        assert set(query) >= {"ex", "is", "hm"} and int(query["ex"], 16) - int(query["is"], 16) == 60
+        async with aiohttp.ClientSession() as session:
+            async with session.get(attachment["url"]) as response:
+                assert response.status == 200 and await response.read() == b"\x89PNG fake"
+            forged = str(yarl.URL(attachment["url"]).update_query(ex=f"{int(query['ex'], 16) + 3600:x}"))
+            async with session.get(forged) as response:
+                assert response.status == 404
+            async with session.get(attachment["url"].split("?")[0]) as response:
+                assert response.status == 404  # unsigned
+            fake.advance_cdn_clock(61)
+            async with session.get(attachment["url"]) as response:
+                assert response.status == 404 and "no longer available" in await response.text()
+            fresh = fake.files[int(attachment["id"])].attachment_payload()
+            async with session.get(fresh["url"]) as response:
+                assert response.status == 200  # a payload made now carries a new link
+        assert fake.cdn_fetches(attachment) == 2
+
+
+async def test_command_option_files_are_ephemeral_uploads(fake: FakeDiscord) -> None:
+    client = ProbeClient()
+    task = await run_client(fake, client)
+    try:
+        attachment = fake.add_attachment(png((8, 8), (1, 2, 3)), "a.png")
+        interaction = await fake.slash_command("ping", options={"image": attachment})
+        [sent] = interaction.payload["data"]["resolved"]["attachments"].values()
+        assert sent["ephemeral"] is True and "/ephemeral-attachments/" in sent["url"]
+        assert "ephemeral" not in attachment and "flags" not in attachment
+        pong = await interaction.wait_final(timeout=10)  # discord.py read the file from its ephemeral link
+        assert pong.content == "pong" and "ephemeral" not in pong.to_payload()["attachments"][0]
+        steps = await fake.slash_command("steps")
+        private = await steps.wait_final(lambda m: bool(m.files), timeout=10)
+        assert private.ephemeral and private.to_payload()["attachments"][0]["ephemeral"] is True
+    finally:
+        await stop_client(client, task)
+
+
+async def test_refusals_fail_the_test_that_caused_them(fake: FakeDiscord) -> None:
+    """The guard the e2e fixtures use: a refusal during the test fails it unless marked as on purpose."""
+    from tests.fakediscord.fixtures import refusals_fail_the_test
+
+    class Node:
+        def __init__(self, marker) -> None:
+            self.marker = marker
+
+        def get_closest_marker(self, name: str):
+            return self.marker
+
+    class Request:
+        def __init__(self, marker) -> None:
+            self.node = Node(marker)
+
+    async def refused_send() -> None:
+        url = f"{fake.api_base}/channels/{fake.channel()['id']}/messages"
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+            async with session.post(url, json={"content": 5}) as response:
+                assert response.status == 400
+
+    with pytest.raises(pytest.fail.Exception, match="content"):
+        with refusals_fail_the_test(fake, Request(None)):
+            await refused_send()
+    with pytest.raises(pytest.fail.Exception):
+        with refusals_fail_the_test(fake, Request(pytest.mark.refused_on_purpose(50013).mark)):
+            await refused_send()
+    with refusals_fail_the_test(fake, Request(pytest.mark.refused_on_purpose(50035).mark)):
+        await refused_send()
+    with refusals_fail_the_test(fake, Request(None)):
+        pass  # earlier refusals do not count against a later test
+
+
+async def test_a_crash_of_the_fake_fails_the_test_not_just_the_request(fake: FakeDiscord) -> None:
+    from tests.fakediscord.fixtures import refusals_fail_the_test
+
+    async def broken(request, channel):  # noqa: ANN001 - a handler with a bug
+        raise KeyError("a bug of the fake")
+
+    fake._routes = [(m, p, broken if h == fake._typing else h, a) for m, p, h, a in fake._routes]
+
+    class Request:
+        node = type("Node", (), {"get_closest_marker": staticmethod(lambda name: None)})()
+
+    with pytest.raises(pytest.fail.Exception, match="crashed"):
+        with refusals_fail_the_test(fake, Request()):
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+                async with session.post(f"{fake.api_base}/channels/{fake.channel()['id']}/typing") as response:
+                    assert response.status == 500
+    with pytest.raises(UnknownRequestError, match="a bug of the fake"):
+        fake.check()
+    fake.server_errors.clear()  # the fixture's own check at exit would fail this test otherwise
+
+
+def test_a_new_message_pings_only_the_mentions_allowed_mentions_lets_through():
+    from tests.fakediscord.models import pinged_users
+
+    assert pinged_users("<@1> and <@!2>", None) == ["1", "2"]
+    assert pinged_users("<@1> and <@2>", {"parse": [], "users": ["2"]}) == ["2"]
+    assert pinged_users("<@1>", {"parse": ["users"]}) == ["1"]
+    assert pinged_users("<@1>", {"parse": []}) == []

@@ -14,6 +14,7 @@ from bot.journal import (
     JobRecord,
     Journal,
 )
+from bot.request import Request
 
 
 def record(job_id: str, *, created_at: float = 1000.0, token_expires_at: float | None = None, **extra) -> JobRecord:
@@ -26,7 +27,8 @@ def record(job_id: str, *, created_at: float = 1000.0, token_expires_at: float |
             AttachmentInfo("content", "https://cdn.example/c.png", 1234, "image/png", "cat.png"),
             AttachmentInfo("style", "https://cdn.example/s.jpg", 5678, "image/jpeg", "wave.jpg"),
         ],
-        options={"strength": 6, "size": 64, "seed": 3, "preserve_colors": False, "variants": 3},
+        request=Request(strength=6, size=64, seed=3, preserve_colors=False, variants=3, content_name="cat.png",
+                        style_name="wave.jpg", output_max_bytes=1_000_000),
         content=b"content-bytes",
         style=b"style-bytes",
         application_id=99,

@@ -21,14 +21,14 @@ from stylizer.executor.base import (
 )
 from stylizer.executor.fairness import FairQueue
 
-SHUTDOWN_REASON = "The bot is shutting down; try again when it is back."
+# Failure details for the log; what the user reads is bot.messages' business, chosen by the failure's kind.
+SHUTDOWN_REASON = "The executor is shutting down."
 CANCELLED = JobFailed("cancelled", "The job was cancelled.")
-CRASHED_ADVICE = "try a smaller size, fewer variants or another image."
 
 
 def crashed(attempts: int) -> JobFailed:
     times = {1: "", 2: " twice"}.get(attempts, f" {attempts} times")
-    return JobFailed("crashed", f"The painter crashed{times} on this picture; {CRASHED_ADVICE}")
+    return JobFailed("crashed", f"The painter crashed{times} on this picture.")
 
 
 class EventHandle(JobHandle):

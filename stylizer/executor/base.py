@@ -95,14 +95,17 @@ class JobDone:
 @dataclass(frozen=True)
 class JobFailed:
     kind: FailureKind
-    reason: str  # one line a user can read; details belong in the log
+    # A detail for the log. The bot words each kind for its users (bot.messages); only invalid_image's reason,
+    # written by stylizer.images about the picture ("coffee.txt is not an image …"), is shown as it is.
+    reason: str
 
 
 JobEvent = JobQueued | JobStarted | JobProgress | JobDone | JobFailed
 
 
 class ExecutorError(Exception):
-    """Base of the executor's typed errors; ``str(error)`` is fit to show a user."""
+    """Base of the executor's typed errors; ``str(error)`` tells an operator what is wrong (the bot logs it and
+    shows its users a sentence of its own)."""
 
 
 class QueueFull(ExecutorError):

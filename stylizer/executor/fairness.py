@@ -62,7 +62,7 @@ class FairQueue(Generic[Item]):
         if job_id in self._slots:
             raise ValueError(f"job id {job_id!r} is already queued")
         if len(self._slots) >= self.capacity:
-            raise QueueFull(f"The queue is full ({self.capacity} jobs); try again in a few minutes.")
+            raise QueueFull(f"The queue is full ({self.capacity} jobs).")
         slot = _Slot(item, job_id, owner, next(self._submissions))
         self._slots[job_id] = slot
         self._waiting.setdefault(owner, deque()).append(slot)

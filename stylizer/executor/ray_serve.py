@@ -40,7 +40,7 @@ from stylizer.executor.base import (
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_REASON = "Something went wrong while painting; the details are in the bot's log."
+INTERNAL_REASON = "The replica failed outside run_job; the error is in the bot's log."
 # Addresses that start a Ray instance inside this process instead of joining a cluster.
 LOCAL_ADDRESSES = (None, "local")
 PROBE_TIMEOUT_S = 5.0
@@ -436,8 +436,7 @@ class RayExecutor(QueueingExecutor[_Entry]):
             missed = 0 if alive else missed + 1
             if missed >= HEALTH_FAILURES:
                 self._mark_broken(
-                    f"The painting cluster ({self.address or 'local Ray'}) stopped answering; "
-                    "try again once it is back."
+                    f"The painting cluster ({self.address or 'local Ray'}) stopped answering."
                 )
             elif alive and self._broken is not None:
                 logger.warning("the Ray cluster answers again; accepting jobs")

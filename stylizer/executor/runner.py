@@ -190,17 +190,18 @@ def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tup
 
 
 def job_failure(error: BaseException) -> JobFailed:
-    """The JobFailed a user should see for an exception raised by ``run_job``; unexpected ones are logged."""
+    """The JobFailed for an exception raised by ``run_job``: its kind, and a detail for the log (bot.messages
+    words it for the user by kind). Unexpected ones are logged here with their traceback."""
     if isinstance(error, InvalidImage):
+        # stylizer.images writes this one for people: it names the picture and what is wrong with it.
         return JobFailed("invalid_image", str(error))
     if isinstance(error, Cancelled):
         return CANCELLED
     if isinstance(error, torch.cuda.OutOfMemoryError):
-        return JobFailed(
-            "oom", "The painter ran out of memory, even at a smaller size; try a smaller size or fewer variants."
-        )
+        return JobFailed("oom", "Out of memory, also at the smaller size of the retry.")
     logger.error("job failed unexpectedly", exc_info=error)
-    return JobFailed("internal", "Something went wrong while painting; the details are in the bot's log.")
+    # The exception's text stays in the worker's log: it may hold paths or other internals.
+    return JobFailed("internal", f"Unexpected {type(error).__name__}; the traceback is in the worker's log.")
 
 
 def _encode_preview(image: Image.Image) -> bytes:

@@ -10,7 +10,7 @@ import io
 import json
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from PIL import Image
 
 from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakediscord.bot_process import REPO_ROOT, BotProcess
+from tests.fakediscord.fixtures import refusals_fail_the_test
 
 E2E_CONFIG = REPO_ROOT / "tests" / "e2e.config.toml"
 SHARED_IMAGES = (REPO_ROOT / ".." / "shared" / "images").resolve()
@@ -95,6 +96,17 @@ async def bot(fake: FakeDiscord, tmp_path_factory: pytest.TempPathFactory,
     process = await start_bot(fake, tmp_path_factory.mktemp("bot"), overrides)
     yield process
     await fake.stop_bot()
+
+
+@pytest.fixture(autouse=True)
+def bot_traffic_is_valid(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every e2e test fails if Discord would have refused the bot's requests while it ran (unless the test is
+    marked ``refused_on_purpose``), or the fake crashed on one."""
+    if "fake" not in request.fixturenames:
+        yield
+        return
+    with refusals_fail_the_test(request.getfixturevalue("fake"), request):
+        yield
 
 
 def child_pids(pid: int) -> list[int]:
@@ -189,16 +201,29 @@ def in_progress(interaction: FakeInteraction) -> bool:
 
 
 def public_messages(interaction: FakeInteraction) -> list[FakeMessage]:
-    return [m for m in interaction.messages if not m.deleted and not m.ephemeral]
+    """Public messages the bot made in answer (a click acknowledged silently "targets" the clicked message,
+    which was there before)."""
+    return [m for m in interaction.messages
+            if not m.deleted and not m.ephemeral and m is not interaction.source_message]
+
+
+def outcome(interaction: FakeInteraction) -> FakeMessage | None:
+    """How the job ended, as its requester sees it: the result, or the line saying why there is none."""
+    return next((m for m in interaction.messages if not m.deleted and is_finished(m)), None)
+
+
+def mentions(fake: FakeDiscord, message: FakeMessage, user: str) -> bool:
+    return f"<@{fake.user(user)['id']}>" in message.content
 
 
 async def stylize(fake: FakeDiscord, user: str, content: dict | None = None, style: dict | None = None,
-                  **options: Any) -> FakeInteraction:
-    """``user`` runs /stylize (the shared cat photo and wheat field unless given) and the bot acknowledges in time."""
+                  channel: str | int | None = None, **options: Any) -> FakeInteraction:
+    """``user`` runs /stylize (the shared cat photo and wheat field unless given) in ``channel`` (default
+    "general") and the bot acknowledges in time."""
     content = content or fake.add_attachment(photo_bytes(CONTENT_PHOTO), "chelsea.jpg")
     style = style or fake.add_attachment(photo_bytes(STYLE_PAINTING), "wheat_field.jpg")
-    interaction = await fake.slash_command("stylize", user=user, options={"content": content, "style": style,
-                                                                           **options})
+    interaction = await fake.slash_command("stylize", user=user, channel=channel,
+                                           options={"content": content, "style": style, **options})
     assert await interaction.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
     return interaction
 

@@ -118,9 +118,8 @@ async def test_bot_killed_with_accepted_jobs_answers_them_all_after_restart(fake
     assert not any(_alive(pid) for pid in painters), "the painter outlived the killed bot"
 
     await restart_bot(fake)
-    for interaction in jobs:
-        await wait_result(interaction, timeout=JOB_TIMEOUT_S * 2)
-    assert [max(i.original.images()[0].size) for i in jobs] == [64, 48, 48]
+    results = [await wait_result(interaction, timeout=JOB_TIMEOUT_S * 2) for interaction in jobs]
+    assert [max(result.images()[0].size) for result in results] == [64, 48, 48]
 
 
 def _alive(pid: int) -> bool:

@@ -13,8 +13,8 @@ from tests.e2e.conftest import (
     JOB_TIMEOUT_S,
     STYLE_PAINTING,
     in_progress,
-    is_finished,
     is_result,
+    outcome,
     photo_bytes,
     rss_kib,
     wait_result,
@@ -72,7 +72,7 @@ async def test_a_burst_is_acknowledged_limited_and_every_accepted_job_answered(f
     latencies = sorted(i.ack_latency for i in interactions if i.ack_latency is not None)
     refused = [i for i in interactions if _refusal(i) is not None]
     accepted = [i for i in interactions if _refusal(i) is None]
-    results = [i for i in accepted if i.original is not None and is_result(i.original)]
+    results = [i for i in accepted if outcome(i) is not None and is_result(outcome(i))]
     print(f"\nload: {len(interactions)} commands from {len(USERS)} users; ack p50 {latencies[len(latencies) // 2]:.3f} s, "
           f"max {latencies[-1]:.3f} s; {len(accepted)} accepted ({len(results)} painted), {len(refused)} refused; "
           f"busiest: {busiest['jobs']} jobs, {busiest['per_user']} per user; drained in {drained:.0f} s; "
@@ -82,7 +82,7 @@ async def test_a_burst_is_acknowledged_limited_and_every_accepted_job_answered(f
     assert latencies[-1] < ACK_DEADLINE_S
     unfinished = [i.describe() for i in accepted if not _ended(i)]
     assert not unfinished, "accepted jobs never ended:\n" + "\n".join(unfinished[:5])
-    unexplained = [i.describe() for i in accepted if not is_result(i.original) and not i.original.content.strip()]
+    unexplained = [i.describe() for i in accepted if not is_result(outcome(i)) and not outcome(i).content.strip()]
     assert not unexplained, "jobs ended with neither a result nor a reason:\n" + "\n".join(unexplained[:5])
     for interaction in refused:
         text = _refusal(interaction)
@@ -100,8 +100,7 @@ def _refusal(interaction: FakeInteraction) -> str | None:
 def _ended(interaction: FakeInteraction) -> bool:
     if _refusal(interaction) is not None:
         return True
-    original = interaction.original
-    return original is not None and is_finished(original)
+    return outcome(interaction) is not None
 
 
 async def test_the_bot_process_leaves_torch_to_the_painter(fake: FakeDiscord, bot: BotProcess):

@@ -6,8 +6,6 @@ machine; a real deployment points `address` at a cluster (docs/scaling.md).
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from tests.e2e.conftest import ACK_DEADLINE_S, custom_id, decode, picture_tiles, stylize, wait_result
@@ -21,7 +19,6 @@ CONFIG_OVERRIDES = {
     "executor": {"kind": "ray", "address": "local", "device": "cpu", "num_gpus": 0.0, "num_cpus": 1.0,
                  "replicas": 1},
 }
-STYLE_WEIGHT = re.compile(r"style weight ([0-9.e+]+)")
 # Ray's own start-up comes before the first job on a 2-core machine.
 RAY_JOB_TIMEOUT_S = 240.0
 
@@ -42,8 +39,7 @@ async def test_stylize_and_more_style_through_ray_serve(fake: FakeDiscord, bot: 
     assert await more.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
     second = await wait_result(more, timeout=RAY_JOB_TIMEOUT_S)
     assert "Strength 6/10" in second.content, second.content
-    weights = [float(STYLE_WEIGHT.search(m.content).group(1)) for m in (first, second)]
-    assert weights[1] > weights[0]
+    assert "Strength 5, Strength 6, Strength 7" in second.content, second.content
     # Both pictures were painted by a Serve replica, not by a local worker the bot fell back to.
     log = bot.log()
     assert "executor RayExecutor started" in log

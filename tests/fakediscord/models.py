@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import itertools
 import mimetypes
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 DISCORD_EPOCH_MS = 1420070400000
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
+ATTACHMENT_IS_SPOILER = 1 << 3
 
 _increment = itertools.count()
 
@@ -59,13 +61,17 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
 @dataclass
 class StoredFile:
-    """Bytes the CDN serves, with how it serves them (mode) and what the attachment payload claims."""
+    """Bytes the CDN serves, with how it serves them (mode) and what the attachment payload claims.
+
+    `url` is the unsigned CDN address; payloads carry it signed by `sign` (Discord's expiring `ex=` links)."""
 
     id: int
     filename: str
     data: bytes
     url: str
-    content_type: str
+    content_type: str | None
+    sign: Callable[[str], str] = lambda url: url
+    flags: int = 0
     mode: str = "normal"
     declared_size: int | None = None
     declared_content_type: str | None = None
@@ -75,15 +81,27 @@ class StoredFile:
     fetches: int = 0
     _size: tuple[int, int] | None | bool = False  # False: not computed yet
 
-    def attachment_payload(self) -> dict[str, Any]:
+    def attachment_payload(self, *, ephemeral: bool = False) -> dict[str, Any]:
+        """The attachment as Discord sends it now: freshly signed links; `ephemeral` (a file uploaded as a
+        slash-command option) serves from /ephemeral-attachments/ and says so; no `content_type` when
+        Discord could not tell one; `flags` only when set (a SPOILER_ file name sets IS_SPOILER)."""
+        url = self.url.replace("/attachments/", "/ephemeral-attachments/", 1) if ephemeral else self.url
+        signed = self.sign(url)
         payload: dict[str, Any] = {
             "id": str(self.id),
             "filename": self.filename,
             "size": self.declared_size if self.declared_size is not None else len(self.data),
-            "url": self.url,
-            "proxy_url": self.url,
-            "content_type": self.declared_content_type or self.content_type,
+            "url": signed,
+            "proxy_url": signed,
         }
+        content_type = self.declared_content_type or self.content_type
+        if content_type:
+            payload["content_type"] = content_type
+        flags = self.flags | (ATTACHMENT_IS_SPOILER if self.filename.startswith("SPOILER_") else 0)
+        if flags:
+            payload["flags"] = flags
+        if ephemeral:
+            payload["ephemeral"] = True
         if self._size is False:
             self._size = image_size(self.data)
         size = self._size
@@ -92,8 +110,22 @@ class StoredFile:
         return payload
 
 
-def guess_content_type(filename: str) -> str:
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def pinged_users(content: str, allowed_mentions: dict[str, Any] | None) -> list[str]:
+    """Whom a new message's user mentions notify: all of them unless allowed_mentions narrows it
+    (``parse`` with "users", or the ``users`` list)."""
+    mentioned = list(dict.fromkeys(MENTION.findall(content)))
+    if allowed_mentions is None or "users" in (allowed_mentions.get("parse") or []):
+        return mentioned
+    allowed = {str(user) for user in allowed_mentions.get("users") or []}
+    return [user for user in mentioned if user in allowed]
+
+
+def guess_content_type(filename: str) -> str | None:
+    """What Discord would detect from the name; None (no `content_type` in payloads) when it cannot tell."""
+    return mimetypes.guess_type(filename)[0]
 
 
 @dataclass
@@ -118,6 +150,9 @@ class FakeMessage:
     edited_at: str | None = None
     deleted: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    # User ids this message notified when it was created (mentions in its content that allowed_mentions let
+    # through); edits never notify anyone, as on Discord.
+    pinged: list[str] = field(default_factory=list)
 
     @property
     def ephemeral(self) -> bool:
@@ -188,7 +223,7 @@ class FakeMessage:
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": [stored.attachment_payload() for stored in self.attachments],
+            "attachments": [stored.attachment_payload(ephemeral=self.ephemeral) for stored in self.attachments],
             "embeds": self.embeds,
             "components": self.components,
             "pinned": False,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -14,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from . import limits, spec
+from . import permissions as perms
 from .bot_process import BotProcess
 from .gateway import INVALID_SESSION, RECONNECT, Gateway
 from .models import (
@@ -25,16 +29,17 @@ from .models import (
     guess_content_type,
     iso_now,
     make_user,
+    pinged_users,
     snowflake,
 )
 
+GUILDS_INTENT = 1 << 0
 GUILD_MESSAGES_INTENT = 1 << 9
 DIRECT_MESSAGES_INTENT = 1 << 12
 MESSAGE_CONTENT_INTENT = 1 << 15
-MAX_CONTENT = 2000
-MAX_EMBEDS = 10
-MAX_ATTACHMENTS = 10
-MAX_ACTION_ROWS = 5
+
+CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD, CHANNEL_FORUM = 0, 1, 11, 12, 15
+THREAD_TYPES = (10, CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD)
 
 OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP = 1, 2
 OPTION_USER, OPTION_CHANNEL, OPTION_ROLE, OPTION_MENTIONABLE, OPTION_ATTACHMENT = 6, 7, 8, 9, 11
@@ -66,6 +71,19 @@ class RequestRecord:
 
 
 @dataclass
+class Refusal:
+    """A request the fake refused as Discord would (any DiscordError answer: 4xx with a JSON code)."""
+
+    method: str
+    path: str
+    status: int
+    code: int
+    message: str
+    errors: dict[str, Any] | None
+    time: float
+
+
+@dataclass
 class Injection:
     method: str
     pattern: re.Pattern[str]
@@ -83,6 +101,18 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
         status=status,
         headers={"Content-Type": "application/json", **(headers or {})},
     )
+
+
+def _json_or_refuse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise DiscordError(400, 50109, "The request body contains invalid JSON.") from None
+
+
+def _field_error(name: str, message: str, code: str = "BASE_TYPE_INVALID") -> dict[str, Any]:
+    """Discord's `errors` tree for one field: {"name": {"_errors": [{"code", "message"}]}}."""
+    return {name: {"_errors": [{"code": code, "message": message}]}}
 
 
 def _pattern(path: str) -> re.Pattern[str]:
@@ -104,12 +134,16 @@ class FakeDiscord:
         attachment_size_limit: int = 10 * 1024 * 1024,
         heartbeat_interval_ms: int = 41250,
         allow_unknown: bool = False,
+        cdn_url_ttl: float = 24 * 3600,
     ) -> None:
         self.token = token or f"fake.{secrets.token_urlsafe(24)}"
         self.interaction_deadline = interaction_deadline
         self.token_ttl = token_ttl
         self.attachment_size_limit = attachment_size_limit
         self.allow_unknown = allow_unknown
+        self.cdn_url_ttl = cdn_url_ttl
+        self._cdn_secret = secrets.token_bytes(16)
+        self._cdn_clock_offset = 0.0
 
         self.application_id = snowflake()
         self.application_flags = 0
@@ -122,6 +156,7 @@ class FakeDiscord:
         self.requests: list[RequestRecord] = []
         self.unknown_requests: list[dict[str, Any]] = []
         self.server_errors: list[str] = []
+        self.refusals: list[Refusal] = []
         self.global_commands: dict[str, dict[str, Any]] = {}
         self.guild_commands: dict[int, dict[str, dict[str, Any]]] = {}
         self.command_syncs = 0
@@ -147,6 +182,7 @@ class FakeDiscord:
         app.router.add_get("/", self.gateway.handle)
         app.router.add_get("/resume/", self.gateway.handle)
         app.router.add_get("/attachments/{file_id}/{filename}", self._serve_file)
+        app.router.add_get("/ephemeral-attachments/{file_id}/{filename}", self._serve_file)
         app.router.add_route("*", "/api/v{version:\\d+}/{tail:.*}", self._api)
         app.router.add_route("*", "/{tail:.*}", self._unrouted)
         # A short shutdown: a test must not wait a minute for a slow-mode download nobody reads any more.
@@ -227,23 +263,39 @@ class FakeDiscord:
         guild_id = snowflake()
         self.guilds[guild_id] = {"id": guild_id, "name": "Fake Guild", "owner_id": None}
         self.members[guild_id] = []
+        bot_role_id = str(snowflake())
         self.roles = [
-            {"id": str(guild_id), "name": "@everyone", "permissions": str(0x6BF7FE41), "position": 0,
+            {"id": str(guild_id), "name": "@everyone", "permissions": str(perms.DEFAULT_EVERYONE), "position": 0,
              "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
             {"id": str(snowflake()), "name": "Artists", "permissions": "0", "position": 1,
              "color": 0x3498DB, "hoist": True, "managed": False, "mentionable": True, "flags": 0},
+            # The role Discord creates for a bot invited with permissions (the bot's invite link asks for these).
+            {"id": bot_role_id, "name": "stylebot", "position": 2, "color": 0, "hoist": False, "managed": True,
+             "mentionable": False, "flags": 0, "tags": {"bot_id": str(self.application_id)},
+             "permissions": str(perms.VIEW_CHANNEL | perms.SEND_MESSAGES | perms.ATTACH_FILES)},
         ]
-        for position, name in enumerate(("general", "art")):
-            channel_id = snowflake()
-            self.channels[channel_id] = {
-                "id": str(channel_id), "type": 0, "guild_id": str(guild_id), "name": name,
-                "position": position, "parent_id": None, "topic": None, "nsfw": False,
-                "permission_overwrites": [], "rate_limit_per_user": 0, "last_message_id": None, "flags": 0,
-            }
-        self._add_member(guild_id, self.bot_user)
+        for name in ("general", "art"):
+            self._new_channel(name, CHANNEL_TEXT, guild_id=guild_id)
+        self._add_member(guild_id, self.bot_user, [bot_role_id])
         for name in ("alice", "bob"):
             self.add_user(name)
         self.guilds[guild_id]["owner_id"] = self.users["alice"]["id"]
+
+    def _new_channel(self, name: str, channel_type: int, *, guild_id: int, parent_id: str | None = None,
+                     **extra: Any) -> dict[str, Any]:
+        channel_id = snowflake()
+        channel: dict[str, Any] = {
+            "id": str(channel_id), "type": channel_type, "guild_id": str(guild_id), "name": name,
+            "parent_id": parent_id, "nsfw": False, "rate_limit_per_user": 0, "last_message_id": None, "flags": 0,
+        }
+        if channel_type in THREAD_TYPES:
+            channel.update(message_count=0, member_count=1, total_message_sent=0)
+        else:
+            positions = [c.get("position", 0) for c in self.channels.values() if c.get("guild_id") == str(guild_id)]
+            channel.update(position=len(positions), topic=None, permission_overwrites=[])
+        channel.update(extra)
+        self.channels[channel_id] = channel
+        return channel
 
     def _add_member(self, guild_id: int, user: dict[str, Any], roles: list[str] | None = None) -> None:
         self.members[guild_id].append({
@@ -282,6 +334,113 @@ class FakeDiscord:
                                      "last_message_id": None, "flags": 0}
         return self.channels[channel_id]
 
+    # ----------------------------------------------------------------- driver API: channels and permissions
+
+    def _overwrite_target(self, target: str | dict[str, Any] | None) -> tuple[int, str]:
+        """(overwrite type, id): None is the bot, "@everyone" and role names are roles, anything else a user."""
+        if target is None:
+            return 1, self.bot_user["id"]
+        if target == "@everyone":
+            return 0, str(self.guild_id)
+        role = next((r for r in self.roles if isinstance(target, str) and r["name"] == target), None)
+        return (0, role["id"]) if role is not None else (1, self.user(target)["id"])
+
+    async def set_permissions(self, channel: str | int, *, allow: int = 0, deny: int = 0,
+                              target: str | dict[str, Any] | None = None) -> dict[str, Any]:
+        """Replace the channel's permission overwrite for `target` (None: the bot; "@everyone", a role name,
+        a user name) with these bits; allow=deny=0 removes it. The bot gets CHANNEL_UPDATE, as on Discord."""
+        found = self.channel(channel)
+        if found["type"] in THREAD_TYPES or "guild_id" not in found:
+            raise ValueError("threads take their parent's overwrites and DMs have none: set them on the parent")
+        kind, target_id = self._overwrite_target(target)
+        overwrites = [o for o in found["permission_overwrites"] if (o["type"], o["id"]) != (kind, target_id)]
+        if allow or deny:
+            overwrites.append({"id": target_id, "type": kind, "allow": str(allow), "deny": str(deny)})
+        found["permission_overwrites"] = overwrites
+        await self._broadcast("CHANNEL_UPDATE", found)
+        return found
+
+    async def set_role_permissions(self, role: str, permissions: int) -> None:
+        """A role's guild-wide permissions ("@everyone", "Artists", or the bot's own role "stylebot")."""
+        found = next(r for r in self.roles if r["name"] == role)
+        found["permissions"] = str(permissions)
+        await self._broadcast("GUILD_ROLE_UPDATE", {"guild_id": str(self.guild_id), "role": found})
+
+    def permissions_for(self, channel: str | int, target: str | dict[str, Any] | None = None) -> int:
+        """Discord's computed permissions of `target` (None: the bot; a user name) in the channel."""
+        found = self.channel(channel)
+        if "guild_id" not in found:
+            return perms.DM_PERMISSIONS
+        guild_id = int(found["guild_id"])
+        user = self.bot_user if target is None else self.user(target)
+        thread = found["type"] in THREAD_TYPES
+        source = self.channel(found["parent_id"]) if thread else found
+        return perms.channel_permissions(
+            user_id=user["id"], owner_id=self.guilds[guild_id]["owner_id"], guild_id=str(guild_id),
+            roles=self.roles, member_role_ids=self._member(guild_id, user)["roles"],
+            overwrites=source["permission_overwrites"], thread=thread,
+        )
+
+    async def add_channel(self, name: str, *, forum: bool = False) -> dict[str, Any]:
+        """A text channel (or a forum channel, whose messages live in posts) in the guild; CHANNEL_CREATE."""
+        if forum:
+            channel = self._new_channel(name, CHANNEL_FORUM, guild_id=self.guild_id, available_tags=[],
+                                        default_reaction_emoji=None, default_sort_order=None,
+                                        default_forum_layout=0, default_thread_rate_limit_per_user=0)
+        else:
+            channel = self._new_channel(name, CHANNEL_TEXT, guild_id=self.guild_id)
+        await self._broadcast("CHANNEL_CREATE", channel)
+        return channel
+
+    def _new_thread(self, parent: dict[str, Any], name: str, thread_type: int, owner_id: str, *,
+                    thread_id: int | None = None, archived: bool = False, locked: bool = False) -> dict[str, Any]:
+        metadata = {"archived": archived, "auto_archive_duration": 1440, "archive_timestamp": iso_now(),
+                    "locked": locked, "create_timestamp": iso_now()}
+        if thread_type == CHANNEL_PRIVATE_THREAD:
+            metadata["invitable"] = True
+        thread = self._new_channel(name, thread_type, guild_id=int(parent["guild_id"]), parent_id=parent["id"],
+                                   owner_id=owner_id, thread_metadata=metadata, applied_tags=[])
+        if thread_id is not None:  # a thread started from a message (or a forum post) has the message's id
+            channel_id = int(thread.pop("id"))
+            self.channels[thread_id] = dict(id=str(thread_id), **thread)
+            del self.channels[channel_id]
+            thread = self.channels[thread_id]
+        return thread
+
+    async def add_thread(self, parent: str | int = "general", name: str = "thread", *, private: bool = False,
+                         owner: str | dict[str, Any] | None = None, archived: bool = False,
+                         locked: bool = False) -> dict[str, Any]:
+        """A thread in a text channel, started by `owner` (default alice); THREAD_CREATE. Pass its id as
+        `channel=` to act in it. Private threads: membership is not modelled (everyone who sees the parent)."""
+        parent_channel = self.channel(parent)
+        if parent_channel["type"] != CHANNEL_TEXT:
+            raise ValueError(f"threads start in text channels; {parent!r} has type {parent_channel['type']}")
+        kind = CHANNEL_PRIVATE_THREAD if private else CHANNEL_PUBLIC_THREAD
+        thread = self._new_thread(parent_channel, name, kind, self.user(owner)["id"], archived=archived,
+                                  locked=locked)
+        await self._broadcast("THREAD_CREATE", dict(thread, newly_created=True))
+        return thread
+
+    async def forum_post(self, forum: str | int, title: str, content: str = "", *,
+                         user: str | dict[str, Any] | None = None,
+                         attachments: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], FakeMessage]:
+        """`user` opens a post in a forum channel: a public thread whose starter message has the thread's id."""
+        parent = self.channel(forum)
+        if parent["type"] != CHANNEL_FORUM:
+            raise ValueError(f"{forum!r} is not a forum channel")
+        message_id = snowflake()
+        thread = self._new_thread(parent, title, CHANNEL_PUBLIC_THREAD, self.user(user)["id"], thread_id=message_id)
+        await self._broadcast("THREAD_CREATE", dict(thread, newly_created=True))
+        message = await self.user_message(content, user=user, channel=thread["id"], attachments=attachments,
+                                          message_id=message_id)
+        return thread, message
+
+    async def _broadcast(self, event: str, payload: dict[str, Any]) -> None:
+        """A guild event for the bot's session (GUILDS intent), replayed on RESUME if it is disconnected."""
+        session = self.gateway.current
+        if session is not None and session.intents & GUILDS_INTENT:
+            await session.dispatch(event, payload)
+
     def user(self, user: str | dict[str, Any] | None = None) -> dict[str, Any]:
         if user is None:
             return self.users["alice"]
@@ -308,8 +467,10 @@ class FakeDiscord:
             # member_count == len(members) makes discord.py consider the guild chunked: no REQUEST_MEMBERS wait.
             "member_count": len(members), "large": False, "members": members,
             "channels": [{k: v for k, v in c.items() if k != "guild_id"} for c in self.channels.values()
-                         if c.get("guild_id") == str(guild_id)],
-            "threads": [], "presences": [], "voice_states": [], "stage_instances": [],
+                         if c.get("guild_id") == str(guild_id) and c["type"] not in THREAD_TYPES],
+            "threads": [c for c in self.channels.values() if c.get("guild_id") == str(guild_id)
+                        and c["type"] in THREAD_TYPES and not c["thread_metadata"]["archived"]],
+            "presences": [], "voice_states": [], "stage_instances": [],
             "guild_scheduled_events": [], "soundboard_sounds": [], "joined_at": iso_now(),
         }
 
@@ -326,6 +487,7 @@ class FakeDiscord:
         served_content_type: str | None = None,
         chunk_size: int = 16 * 1024,
         chunk_delay: float = 0.2,
+        flags: int = 0,
     ) -> dict[str, Any]:
         """Register bytes on the fake CDN and return the attachment payload Discord would put in an interaction.
 
@@ -333,25 +495,47 @@ class FakeDiscord:
         (defaults to the same). Modes: "normal"; "slow" (chunks of `chunk_size` every `chunk_delay` s);
         "truncated" (Content-Length of the whole file, connection closed after half of it);
         "lying_size" (the payload's size is a tenth of the real one unless `declared_size` says otherwise);
-        "gone" (the CDN answers 404, as for an expired link).
+        "gone" (the CDN answers 404, as for an expired link). `content_type=""`: the payload has none, as
+        Discord sends when it cannot tell (also for a name without a known extension). `flags`: attachment
+        flags (a SPOILER_ name adds IS_SPOILER). Links are signed and expire (`cdn_url_ttl`).
         """
         if mode not in ("normal", "slow", "truncated", "lying_size", "gone"):
             raise ValueError(f"unknown attachment mode {mode!r}")
         if mode == "lying_size" and declared_size is None:
             declared_size = max(1, len(data) // 10)
-        stored = self._store_file(filename, data, content_type or guess_content_type(filename))
-        stored.mode = mode
+        stored = self._store_file(filename, data, guess_content_type(filename) if content_type is None
+                                  else content_type or None)
+        stored.mode, stored.flags = mode, flags
         stored.declared_size = declared_size
         stored.served_content_type = served_content_type
         stored.chunk_size, stored.chunk_delay = chunk_size, chunk_delay
         return stored.attachment_payload()
 
-    def _store_file(self, filename: str, data: bytes, content_type: str) -> StoredFile:
+    def _store_file(self, filename: str, data: bytes, content_type: str | None) -> StoredFile:
         file_id = snowflake()
         url = f"{self.base_url}/attachments/{file_id}/{filename}"
-        stored = StoredFile(id=file_id, filename=filename, data=data, url=url, content_type=content_type)
+        stored = StoredFile(id=file_id, filename=filename, data=data, url=url, content_type=content_type,
+                            sign=self._sign_cdn_url)
         self.files[file_id] = stored
         return stored
+
+    def _cdn_now(self) -> float:
+        return time.time() + self._cdn_clock_offset
+
+    def _cdn_signature(self, path: str, expires: str) -> str:
+        return hmac.new(self._cdn_secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def _sign_cdn_url(self, url: str) -> str:
+        """Discord's signed CDN link: `ex` (expiry) and `is` (issue) as hex Unix seconds, `hm` the signature."""
+        issued = int(self._cdn_now())
+        expires = f"{issued + int(self.cdn_url_ttl):x}"
+        path = "/" + url.split("/", 3)[3]
+        return f"{url}?ex={expires}&is={issued:x}&hm={self._cdn_signature(path, expires)}&"
+
+    def advance_cdn_clock(self, seconds: float) -> None:
+        """Let CDN time pass: links issued more than `cdn_url_ttl` s before the new time answer 404.
+        Payloads made afterwards (e.g. a message fetched again) carry fresh links, as on Discord."""
+        self._cdn_clock_offset += seconds
 
     def cdn_fetches(self, attachment: dict[str, Any]) -> int:
         """How many times the CDN served (or started serving) this attachment."""
@@ -474,11 +658,11 @@ class FakeDiscord:
         payload: dict[str, Any] = {
             "id": str(interaction_id), "application_id": str(self.application_id), "type": interaction_type,
             "data": data, "channel_id": channel["id"], "channel": channel, "token": token, "version": 1,
-            "locale": locale, "app_permissions": str(0x6BF7FE41), "entitlements": [],
+            "locale": locale, "app_permissions": str(self.permissions_for(channel["id"])), "entitlements": [],
             "attachment_size_limit": self.attachment_size_limit,
         }
         if guild_id is not None:
-            member = dict(self._member(guild_id, user), permissions=str(0x6BF7FE41))
+            member = dict(self._member(guild_id, user), permissions=str(self.permissions_for(channel["id"], user)))
             payload.update(guild_id=str(guild_id), member=member, guild_locale="en-US", context=0,
                            guild={"id": str(guild_id), "locale": "en-US", "features": []},
                            authorizing_integration_owners={"0": str(guild_id)})
@@ -503,7 +687,7 @@ class FakeDiscord:
 
     def _build_options(
         self, schema: list[dict[str, Any]], given: dict[str, Any], resolved: dict[str, dict[str, Any]],
-        guild_id: int | None,
+        guild_id: int | None, acting: dict[str, Any],
     ) -> list[dict[str, Any]]:
         by_name = {option["name"]: option for option in schema}
         unknown = set(given) - set(by_name)
@@ -518,10 +702,13 @@ class FakeDiscord:
             kind = option["type"]
             if kind in (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP):
                 built.append({"name": name, "type": kind,
-                              "options": self._build_options(option.get("options", []), value, resolved, guild_id)})
+                              "options": self._build_options(option.get("options", []), value, resolved, guild_id,
+                                                             acting)})
                 continue
             if kind == OPTION_ATTACHMENT:
-                resolved.setdefault("attachments", {})[value["id"]] = value
+                # A file picked for a command option is an ephemeral upload, with a link of its own.
+                resolved.setdefault("attachments", {})[value["id"]] = self.files[int(value["id"])].attachment_payload(
+                    ephemeral=True)
                 value = value["id"]
             elif kind in (OPTION_USER, OPTION_MENTIONABLE):
                 user = self.user(value)
@@ -532,7 +719,8 @@ class FakeDiscord:
                 value = user["id"]
             elif kind == OPTION_CHANNEL:
                 channel = self.channel(value)
-                resolved.setdefault("channels", {})[channel["id"]] = dict(channel, permissions=str(0x6BF7FE41))
+                resolved.setdefault("channels", {})[channel["id"]] = dict(
+                    channel, permissions=str(self.permissions_for(channel["id"], acting)))
                 value = channel["id"]
             elif kind == OPTION_ROLE:
                 role = next(r for r in self.roles if value in (r["name"], r["id"]))
@@ -560,14 +748,14 @@ class FakeDiscord:
         guild_id = guild if guild is not None else target_channel.get("guild_id") and int(target_channel["guild_id"])
         command = self._find_command(name, COMMAND_CHAT_INPUT, guild_id)
         resolved: dict[str, dict[str, Any]] = {}
+        acting = self.user(user)
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": COMMAND_CHAT_INPUT,
                                 "options": self._build_options(command.get("options", []), options or {},
-                                                               resolved, guild_id)}
+                                                               resolved, guild_id, acting)}
         if resolved:
             data["resolved"] = resolved
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
-        acting = self.user(user)
         return await self._create_interaction(
             self._interaction_base(INTERACTION_COMMAND, acting, target_channel, data, locale), acting
         )
@@ -652,6 +840,7 @@ class FakeDiscord:
         user: str | dict[str, Any] | None = None,
         channel: str | int | None = None,
         attachments: list[dict[str, Any]] | None = None,
+        message_id: int | None = None,
     ) -> FakeMessage:
         """A user posts a message (e.g. to use with `context_menu`). MESSAGE_CREATE is dispatched when the
         bot asked for the GUILD_MESSAGES (DIRECT_MESSAGES in a DM) intent; guild message content is blanked
@@ -659,8 +848,8 @@ class FakeDiscord:
         target = self.channel(channel)
         author = self.user(user)
         guild_id = int(target["guild_id"]) if "guild_id" in target else None
-        message = FakeMessage(id=snowflake(), channel_id=int(target["id"]), author=author, guild_id=guild_id,
-                              content=content)
+        message = FakeMessage(id=message_id or snowflake(), channel_id=int(target["id"]), author=author,
+                              guild_id=guild_id, content=content)
         message.attachments = [self.files[int(a["id"])] for a in attachments or []]
         message.record()
         self.messages[message.id] = message
@@ -746,6 +935,8 @@ class FakeDiscord:
         try:
             response = await handler(request)
         except DiscordError as error:
+            self.refusals.append(Refusal(request.method, request.path, error.status, error.code, error.message,
+                                         error.errors, time.monotonic()))
             body: dict[str, Any] = {"message": error.message, "code": error.code}
             if error.errors is not None:
                 body["errors"] = error.errors
@@ -792,11 +983,15 @@ class FakeDiscord:
             ("PATCH", "/channels/{channel}/messages/{message}", self._edit_channel_message, True),
             ("DELETE", "/channels/{channel}/messages/{message}", self._delete_channel_message, True),
             ("POST", "/channels/{channel}/typing", self._typing, True),
+            ("POST", "/channels/{channel}/threads", self._start_thread, True),
+            ("POST", "/channels/{channel}/messages/{message}/threads", self._start_thread_from_message, True),
+            ("POST", "/users/@me/channels", self._create_dm, True),
         ]
         return [(method, _pattern(path), handler, auth) for method, path, handler, auth in routes]
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
+        await self._validate(request, path)
         for injection in self._injections:
             if injection.remaining > 0 and injection.method == request.method and injection.pattern.match(path):
                 injection.remaining -= 1
@@ -815,43 +1010,65 @@ class FakeDiscord:
         return json_response({"message": f"fake discord does not implement {request.method} {path}", "code": 0},
                              404)
 
-    async def _read_payload(self, request: web.Request) -> tuple[dict[str, Any], dict[int, tuple[str, bytes]]]:
+    async def _validate(self, request: web.Request, path: str) -> None:
+        """Refuse what Discord refuses before any handler runs: a route or method the spec does not have,
+        a body that is not JSON, one that breaks the operation's schema or a documented limit."""
+        try:
+            template, _ = spec.find_operation(request.method, path)
+        except spec.RouteError as error:
+            await request.read()
+            text = "404: Not Found" if error.status == 404 else "405: Method Not Allowed"
+            raise DiscordError(error.status, 0, text) from None
+        payload, files = await self._parse_payload(request)
+        request["fake.payload"] = payload, files
+        errors = spec.body_errors(template, request.method, payload) if spec.has_body(template, request.method) else None
+        errors = limits.merge(errors, limits.request_errors(template, request.method, payload, files))
+        if errors:
+            raise DiscordError(400, 50035, "Invalid Form Body", errors)
+        too_large = limits.upload_too_large(files, self.attachment_size_limit)
+        if too_large:
+            raise DiscordError(413, 40005, "Request entity too large", {"files": too_large})
+
+    async def _read_payload(self, request: web.Request) -> tuple[Any, dict[int, tuple[str, bytes]]]:
+        """The request's JSON body (or multipart `payload_json`) and `files[n]`, as `_validate` parsed them."""
+        return request["fake.payload"]
+
+    async def _parse_payload(self, request: web.Request) -> tuple[Any, dict[int, tuple[str, bytes]]]:
         """The JSON body, or `payload_json` plus `files[n]` parts of a multipart body."""
         if not request.content_type.startswith("multipart/"):
             raw = await request.read()
-            return (json.loads(raw) if raw else {}), {}
-        payload: dict[str, Any] = {}
+            return (_json_or_refuse(raw) if raw else {}), {}
+        payload: Any = {}
         files: dict[int, tuple[str, bytes]] = {}
         reader = await request.multipart()
         async for part in reader:
             data = await part.read()  # type: ignore[union-attr]
             name = part.name or ""
             if name == "payload_json":
-                payload = json.loads(data)
+                payload = _json_or_refuse(data)
                 continue
             index = re.fullmatch(r"files\[(\d+)\]", name)
             if index is None:
-                raise DiscordError(400, 50035, "Invalid Form Body", {name: "unexpected multipart field"})
+                raise DiscordError(400, 50035, "Invalid Form Body",
+                                   _field_error(name, "Unexpected multipart field.", "BASE_TYPE_INVALID"))
             files[int(index.group(1))] = (part.filename or f"file{index.group(1)}", bytes(data))
-        for filename, data in files.values():
-            if len(data) > self.attachment_size_limit:
-                raise DiscordError(413, 40005, "Request entity too large",
-                                   {"file": f"{filename} is {len(data)} bytes, limit {self.attachment_size_limit}"})
         return payload, files
 
     # ----------------------------------------------------------------- messages
 
     def _new_message(self, channel_id: int, payload: dict[str, Any] | None,
-                     files: dict[int, tuple[str, bytes]], **fields: Any) -> FakeMessage:
+                     files: dict[int, tuple[str, bytes]], *, message_id: int | None = None,
+                     **fields: Any) -> FakeMessage:
         """A message by the bot; with a payload it is validated first, so a rejected one leaves no trace."""
         channel = self.channels.get(channel_id)
         guild_id = int(channel["guild_id"]) if channel and channel.get("guild_id") else None
-        message = FakeMessage(id=snowflake(), channel_id=channel_id, author=self.bot_user, guild_id=guild_id,
+        message = FakeMessage(id=message_id or snowflake(), channel_id=channel_id, author=self.bot_user, guild_id=guild_id,
                               **fields)
         if payload is None:
             message.record()
         else:
             self._apply(message, payload, files, creating=True)
+            message.pinged = pinged_users(message.content, payload.get("allowed_mentions"))
         self.messages[message.id] = message
         return message
 
@@ -862,17 +1079,11 @@ class FakeDiscord:
         embeds = payload.get("embeds", message.embeds) or []
         components = payload.get("components", message.components) or []
         errors: dict[str, Any] = {}
-        if len(content) > MAX_CONTENT:
-            errors["content"] = f"Must be {MAX_CONTENT} or fewer in length."
-        if len(embeds) > MAX_EMBEDS:
-            errors["embeds"] = f"Must be {MAX_EMBEDS} or fewer in length."
-        if len(components) > MAX_ACTION_ROWS and not (payload.get("flags", 0) & (1 << 15)):
-            errors["components"] = f"Must be {MAX_ACTION_ROWS} or fewer in length."
-
+        # The stateless limits were checked before the handler ran (spec + limits); these depend on the message.
         if "attachments" in payload:
             existing = {stored.id: stored for stored in message.attachments}
             attachments = []
-            for item in payload["attachments"] or []:
+            for index, item in enumerate(payload["attachments"] or []):
                 item_id = int(item["id"])
                 if item_id in existing:
                     attachments.append(existing[item_id])
@@ -880,11 +1091,13 @@ class FakeDiscord:
                     filename, data = files[item_id]
                     attachments.append((item.get("filename") or filename, data))
                 else:
-                    errors["attachments"] = f"attachment id {item_id} is neither kept nor uploaded"
+                    spec.add_error(errors, ["attachments", index, "id"], "ATTACHMENT_NOT_FOUND",
+                                   f"Attachment {item_id} is neither kept nor uploaded.")
         else:
             attachments = list(message.attachments) + [files[index] for index in sorted(files)]
-        if len(attachments) > MAX_ATTACHMENTS:
-            errors["attachments"] = f"Must be {MAX_ATTACHMENTS} or fewer in length."
+        if len(attachments) > limits.MAX_FILES:
+            spec.add_error(errors, ["attachments"], "BASE_TYPE_MAX_LENGTH",
+                           f"Must be {limits.MAX_FILES} or fewer in length.")
         if errors:
             raise DiscordError(400, 50035, "Invalid Form Body", errors)
         if creating and not (content or embeds or components or attachments or payload.get("poll")):
@@ -1123,11 +1336,35 @@ class FakeDiscord:
             raise DiscordError(404, 10008, "Unknown Message")
         return found
 
+    def _require(self, channel_id: int, needed: int = 0) -> dict[str, Any]:
+        """The channel, if the bot can see it (else 403 50001) and has `needed` there (else 403 50013)."""
+        channel = self.channels[channel_id]
+        have = self.permissions_for(channel["id"])
+        if not have & perms.VIEW_CHANNEL:
+            raise DiscordError(403, 50001, "Missing Access")
+        if needed & ~have:
+            raise DiscordError(403, 50013, "Missing Permissions")
+        return channel
+
+    def _send_permission(self, channel: dict[str, Any]) -> int:
+        return perms.SEND_MESSAGES_IN_THREADS if channel["type"] in THREAD_TYPES else perms.SEND_MESSAGES
+
+    async def _unarchive_for_send(self, channel: dict[str, Any]) -> None:
+        """Sending in an archived thread reopens it, unless it is locked (then only moderators may)."""
+        metadata = channel.get("thread_metadata")
+        if metadata is None or not metadata["archived"]:
+            return
+        if metadata["locked"] and not self.permissions_for(channel["id"]) & perms.MANAGE_THREADS:
+            raise DiscordError(400, 50083, "Thread is archived")
+        metadata["archived"] = False
+        await self._broadcast("THREAD_UPDATE", channel)
+
     async def _get_channel(self, request: web.Request, channel: str) -> web.Response:
-        return json_response(self.channels[self._channel_or_404(channel)])
+        return json_response(self._require(self._channel_or_404(channel)))
 
     async def _list_channel_messages(self, request: web.Request, channel: str) -> web.Response:
         channel_id = self._channel_or_404(channel)
+        self._require(channel_id, perms.READ_MESSAGE_HISTORY)
         limit = int(request.query.get("limit", 50))
         visible = [m for m in self.messages.values()
                    if m.channel_id == channel_id and not m.deleted and not m.ephemeral]
@@ -1137,6 +1374,14 @@ class FakeDiscord:
     async def _post_channel_message(self, request: web.Request, channel: str) -> web.Response:
         payload, files = await self._read_payload(request)
         channel_id = self._channel_or_404(channel)
+        target = self.channels[channel_id]
+        if target["type"] == CHANNEL_FORUM:
+            raise DiscordError(400, 50008, "Cannot send messages in a non-text channel")
+        needed = self._send_permission(target) | (perms.ATTACH_FILES if files else 0)
+        if payload.get("message_reference"):
+            needed |= perms.READ_MESSAGE_HISTORY
+        self._require(channel_id, needed)
+        await self._unarchive_for_send(target)
         # Only interaction responses can be ephemeral; Discord ignores the flag on channel messages.
         payload = {**payload, "flags": (payload.get("flags") or 0) & ~EPHEMERAL}
         message = self._new_message(channel_id, payload, files,
@@ -1145,11 +1390,15 @@ class FakeDiscord:
         return json_response(message.to_payload())
 
     async def _get_channel_message(self, request: web.Request, channel: str, message: str) -> web.Response:
-        return json_response(self._channel_message(self._channel_or_404(channel), message).to_payload())
+        channel_id = self._channel_or_404(channel)
+        self._require(channel_id, perms.READ_MESSAGE_HISTORY)
+        return json_response(self._channel_message(channel_id, message).to_payload())
 
     async def _edit_channel_message(self, request: web.Request, channel: str, message: str) -> web.Response:
         payload, files = await self._read_payload(request)
-        target = self._channel_message(self._channel_or_404(channel), message)
+        channel_id = self._channel_or_404(channel)
+        self._require(channel_id, perms.ATTACH_FILES if files else 0)
+        target = self._channel_message(channel_id, message)
         if target.author["id"] != self.bot_user["id"]:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
         self._apply(target, payload, files, creating=False)
@@ -1157,15 +1406,70 @@ class FakeDiscord:
         return json_response(target.to_payload())
 
     async def _delete_channel_message(self, request: web.Request, channel: str, message: str) -> web.Response:
-        target = self._channel_message(self._channel_or_404(channel), message)
+        channel_id = self._channel_or_404(channel)
+        self._require(channel_id)
+        target = self._channel_message(channel_id, message)
+        if target.author["id"] != self.bot_user["id"]:
+            self._require(channel_id, perms.MANAGE_MESSAGES)
         target.deleted = True
         target.record()
         self.notify()
         return web.Response(status=204)
 
     async def _typing(self, request: web.Request, channel: str) -> web.Response:
-        self._channel_or_404(channel)
+        channel_id = self._channel_or_404(channel)
+        self._require(channel_id, self._send_permission(self.channels[channel_id]))
         return web.Response(status=204)
+
+    async def _start_thread(self, request: web.Request, channel: str) -> web.Response:
+        """POST /channels/{id}/threads: a forum post (with its first message) or a thread without a message."""
+        payload, files = await self._read_payload(request)
+        parent_id = self._channel_or_404(channel)
+        parent = self.channels[parent_id]
+        if parent["type"] == CHANNEL_FORUM:
+            # Discord: creating a forum post needs Send Messages in the forum (shown as "Create Posts").
+            self._require(parent_id, perms.SEND_MESSAGES | (perms.ATTACH_FILES if files else 0))
+            message_id = snowflake()
+            message = self._new_message(message_id, payload.get("message") or {}, files, message_id=message_id)
+            thread = self._new_thread(parent, payload["name"], CHANNEL_PUBLIC_THREAD, self.bot_user["id"],
+                                      thread_id=message_id)
+            message.channel_id = message_id
+            message.guild_id = int(parent["guild_id"])
+            body = dict(thread, message=message.to_payload())
+        elif parent["type"] == CHANNEL_TEXT:
+            kind = payload.get("type", CHANNEL_PRIVATE_THREAD)
+            if kind not in (CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD):
+                raise DiscordError(400, 50035, "Invalid Form Body", _field_error("type", "Value is not a thread type."))
+            self._require(parent_id, perms.CREATE_PUBLIC_THREADS if kind == CHANNEL_PUBLIC_THREAD
+                          else perms.CREATE_PRIVATE_THREADS)
+            thread = self._new_thread(parent, payload["name"], kind, self.bot_user["id"])
+            body = thread
+        else:
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        await self._broadcast("THREAD_CREATE", dict(thread, newly_created=True))
+        self.notify()
+        return json_response(body, 201)
+
+    async def _start_thread_from_message(self, request: web.Request, channel: str, message: str) -> web.Response:
+        payload, _ = await self._read_payload(request)
+        parent_id = self._channel_or_404(channel)
+        self._require(parent_id, perms.CREATE_PUBLIC_THREADS)
+        starter = self._channel_message(parent_id, message)
+        if any(c["id"] == str(starter.id) for c in self.channels.values()):
+            raise DiscordError(400, 160004, "A thread has already been created for this message")
+        thread = self._new_thread(self.channels[parent_id], payload["name"], CHANNEL_PUBLIC_THREAD,
+                                  self.bot_user["id"], thread_id=starter.id)
+        await self._broadcast("THREAD_CREATE", dict(thread, newly_created=True))
+        self.notify()
+        return json_response(thread, 201)
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        payload, _ = await self._read_payload(request)
+        recipient = next((u for u in self.users.values() if u["id"] == str(payload.get("recipient_id"))), None)
+        if recipient is None:
+            raise DiscordError(400, 50035, "Invalid Form Body",
+                               _field_error("recipient_id", "Value is not a known user."))
+        return json_response(self.dm_channel(recipient))
 
     # ----------------------------------------------------------------- CDN
 
@@ -1174,10 +1478,14 @@ class FakeDiscord:
         stored = self.files.get(int(file_id)) if file_id.isdigit() else None
         if stored is None or stored.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
+        expires = request.query.get("ex", "")
+        signature = self._cdn_signature(request.path, expires)
+        if not hmac.compare_digest(signature, request.query.get("hm", "")) or int(expires, 16) < self._cdn_now():
+            return web.Response(status=404, text="This content is no longer available.")
         stored.fetches += 1
         if stored.mode == "gone":
             return web.Response(status=404, text="This content is no longer available.")
-        content_type = stored.served_content_type or stored.content_type
+        content_type = stored.served_content_type or stored.content_type or "application/octet-stream"
         if stored.mode in ("normal", "lying_size"):
             return web.Response(body=stored.data, headers={"Content-Type": content_type})
         response = web.StreamResponse(headers={"Content-Type": content_type})

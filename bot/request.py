@@ -1,0 +1,75 @@
+"""One request's options, in the one shape every path reads: intake builds it, the journal stores it, the job
+service turns it into the executor's JobOptions, and the buttons step it (Less/More, Upscale, Retry).
+
+The bot decides no style weight: a request carries a strength on stylizer.strength's lattice and the stylizer
+balances the pair of pictures itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import Config
+from stylizer.executor.base import JobOptions
+from stylizer.strength import check_strength, step_strength
+
+
+@dataclass(frozen=True)
+class Request:
+    strength: int
+    size: int
+    seed: int
+    preserve_colors: bool
+    variants: int
+    content_name: str
+    style_name: str
+    # Bytes each result image may take: half of what the interaction may upload (two images, one message).
+    output_max_bytes: int
+    # The job this one repaints (Less/More, Upscale, Retry), whose painted strengths and images the journal
+    # keeps: where a redo could reuse them (issue 12) it finds them here. None for a fresh /stylize.
+    parent_job: str | None = None
+
+    def __post_init__(self) -> None:
+        check_strength(self.strength)
+
+    def stepped(self, delta: int, *, parent_job: str) -> Request | None:
+        """The same pictures one strength up or down (same seed, size, variants); None past either end."""
+        strength = step_strength(self.strength, delta)
+        if strength is None:
+            return None
+        return dataclasses.replace(self, strength=strength, parent_job=parent_job)
+
+    def upscaled(self, strength: int, size: int, *, parent_job: str) -> Request:
+        """One tile of the strip painted alone at ``size`` (the largest offered)."""
+        return dataclasses.replace(self, strength=check_strength(strength), size=size, variants=1,
+                                   parent_job=parent_job)
+
+    def retried(self, *, parent_job: str) -> Request:
+        return dataclasses.replace(self, parent_job=parent_job)
+
+    def job_options(self, config: Config) -> JobOptions:
+        style, limits = config.style, config.limits
+        return JobOptions(
+            strength=self.strength,
+            content_weight=style.content_weight,
+            tv_weight=style.tv_weight,
+            variants=self.variants,
+            size=self.size,
+            steps=config.steps_for(self.size),
+            seed=self.seed,
+            preserve_colors=self.preserve_colors,
+            output_max_bytes=self.output_max_bytes,
+            max_pixels=limits.max_pixels,
+            max_input_side=limits.max_input_side,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Request:
+        # Keys a newer version no longer writes (an older row's style_weight) are ignored, missing ones default.
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
