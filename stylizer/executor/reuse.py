@@ -18,10 +18,12 @@ from PIL import Image
 from stylizer.images import ImageLimits, InvalidImage, load_image
 from stylizer.transfer import DEFAULT_SCHEDULE
 
-# Shares of the job's steps for a warm start. Measured with real ImageNet features (benchmarks/redo.py):
-# from the neighbouring strength at the same size, 22 of 60 steps at 96 px reached the fresh paint's loss;
-# from the same strength at half the size (the Variant button), ... (see docs/benchmarks.md).
+# Shares of the job's steps for a warm start, measured with real ImageNet features (docs/benchmarks.md, "Redo").
+# From the neighbouring strength at the same size, fine-only steps to reach a fresh paint's referee loss:
+# 57 and 63 of 150 at 256 px (strength 7 -> 8, 3 -> 2), 22 of 60 at 96 px.
 NEIGHBOUR_STEPS_SHARE = 0.4
+# From the same strength at half the size (Upscale): 89 of 150 at 256 px reached the fresh loss, which would
+# cost ~70 % of a fresh paint; 0.4 keeps it near half the time and its loss a little above (see the table).
 UPSCALED_STEPS_SHARE = 0.4
 FINE_ONLY = ((1.0, 1.0),)
 
