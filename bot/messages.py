@@ -183,6 +183,10 @@ def failed_privately(text: str) -> str:
 REPAINTED_FROM_SCRATCH = "The picture this repaints was no longer kept, so every variant was painted from scratch."
 
 
+def painted_already(strength: int) -> str:
+    return f"{strength_label(strength)} was painted already (above); the rest of the strip follows."
+
+
 def reused(count: int, total: int) -> str:
     return f"{count} of {total} reused"
 

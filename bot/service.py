@@ -79,6 +79,8 @@ class _Running:
     delivering: bool = False
     # Said with the result: a repaint whose parent's tiles were gone by the time it ran.
     note: str | None = None
+    # A repaint's picture at its own strength when its parent painted it already: shown while the rest paints.
+    painted_already: bytes | None = None
 
 
 class JobService:
@@ -184,12 +186,14 @@ class JobService:
         parent_id = record.request.parent_job
         if parent_id is None:
             return ()
-        painted = self.journal.tiles(parent_id)
-        parent = self.journal.get(parent_id) if not painted else None
+        painted, parent = self.journal.tiles(parent_id), self.journal.get(parent_id)
+        running = self._running[record.job_id]
         # A Retry's parent failed and never painted anything; any other parent did, and lost its tiles.
         if not painted and (parent is None or parent.state == "done"):
             logger.info("job %s repaints %s from scratch: its tiles are no longer kept", record.job_id, parent_id)
-            self._running[record.job_id].note = messages.REPAINTED_FROM_SCRATCH
+            running.note = messages.REPAINTED_FROM_SCRATCH
+        if parent is not None and parent.request.size == record.request.size:
+            running.painted_already = dict(painted).get(record.request.strength)
         return painted
 
     async def _follow(self, record: JobRecord, reply: Reply, handle: JobHandle) -> None:
@@ -210,13 +214,19 @@ class JobService:
     async def _show_progress(self, record: JobRecord, reply: Reply,
                              event: JobQueued | JobStarted | JobProgress, cancel: discord.ui.View) -> None:
         files = None
-        if isinstance(event, JobQueued):
-            text = messages.queued(event.position, self.queue_wait_s(event.position))
-        elif isinstance(event, JobStarted):
-            text = messages.started(event.attempt)
-        else:
+        if isinstance(event, JobProgress):
             text = messages.progress(event.step, event.total, event.elapsed)
             files = [("preview.jpg", event.preview)] if event.preview else None
+        else:
+            if isinstance(event, JobQueued):
+                text = messages.queued(event.position, self.queue_wait_s(event.position))
+            else:
+                text = messages.started(event.attempt)
+            painted_already = self._running[record.job_id].painted_already
+            if painted_already is not None:
+                # The picture asked for exists already: shown at once while the strip is completed.
+                text = f"{messages.painted_already(record.request.strength)}\n{text}"
+                files = [("painted.png", painted_already)]
         try:
             message_id = await reply.show(text, files=files, view=cancel)
         except discord.HTTPException:

@@ -927,13 +927,15 @@ async def test_a_result_keeps_its_tiles_and_a_repaint_of_it_hands_them_to_the_pa
     await run_job(service, _record(), RecordingReply())
     assert service.journal.tiles(JOB_ID) == PAINTED
 
-    service.executor = ScriptedExecutor([dataclasses.replace(DONE, strengths=(6, 7, 8), reused=(6, 7))])
+    service.executor = ScriptedExecutor([JobQueued(1), dataclasses.replace(DONE, strengths=(6, 7, 8), reused=(6, 7))])
     more = _record(strength=7, parent_job=JOB_ID)
     more = dataclasses.replace(more, job_id="a" * 32)
     service.journal.add(more)
     reply = RecordingReply()
     await run_job(service, more, reply)
     assert service.executor.jobs[0].painted == PAINTED
+    # Strength 7 was in the strip already: shown at once, while strength 8 is painted.
+    assert reply.shown[0].files == ["painted.png"] and "Strength 7 was painted already" in reply.shown[0].content
     assert "2 of 3 reused" in reply.last.content and "from scratch" not in reply.last.content
 
 
