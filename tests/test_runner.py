@@ -275,9 +275,10 @@ def test_a_redo_whose_strip_is_all_painted_paints_nothing(photos, random_vgg):
     assert redo.strengths[redo.chosen] == 9 and redo.params["steps"] == 0
 
 
-def test_a_painted_tile_that_is_not_a_png_is_refused(photos, random_vgg):
+def test_a_painted_tile_that_is_not_a_png_is_an_internal_failure(photos, random_vgg):
     buffer = io.BytesIO()
     Image.new("RGB", (48, 32)).save(buffer, format="JPEG")
     job = make_job(photos)
-    with pytest.raises(InvalidImage, match="not a PNG"):
+    with pytest.raises(ValueError, match="not a PNG") as caught:
         run_job(Job(**{**job.__dict__, "painted": ((5, buffer.getvalue()),)}), random_vgg, device="cpu")
+    assert job_failure(caught.value).kind == "internal"  # not the user's pictures' fault

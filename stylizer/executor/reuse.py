@@ -50,14 +50,18 @@ class ReusePlan:
 
 
 def decode_painted(painted: Sequence[tuple[int, bytes]], limits: ImageLimits) -> dict[int, PaintedTile]:
-    """The job's painted tiles by strength; raises InvalidImage for one that is not a decodable PNG."""
+    """The job's painted tiles by strength. Raises ValueError for one that is not a decodable PNG: the caller's
+    fault, not the user's pictures' (an InvalidImage would be shown to the user as a problem with them)."""
     tiles = {}
     for strength, data in painted:
         name = f"the painted tile at strength {strength}"
-        image = load_image(data, name=name, limits=limits)
+        try:
+            image = load_image(data, name=name, limits=limits)
+        except InvalidImage as error:
+            raise ValueError(str(error)) from error
         with Image.open(io.BytesIO(data)) as probe:
             if probe.format != "PNG":
-                raise InvalidImage(name, f"{name} is not a PNG: only lossless tiles can be reused.")
+                raise ValueError(f"{name} is not a PNG: only lossless tiles can be reused")
         tiles[strength] = PaintedTile(image.convert("RGB"), data)
     return tiles
 
