@@ -101,15 +101,30 @@ async def run(config: Config) -> None:
     apply_endpoints(config.discord.api_base, config.discord.gateway_url)
     bot = StyleBot(config)
     loop = asyncio.get_running_loop()
+    running = asyncio.current_task()
+    assert running is not None
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, _stop, bot, signum.name)
-    async with bot:
-        await bot.start(config.discord.token)
+        loop.add_signal_handler(signum, _stop, bot, running, signum.name)
+    try:
+        async with bot:
+            await bot.start(config.discord.token)
+    except asyncio.CancelledError:
+        # _stop ends the client's run itself: discord.py waits out a reconnect back-off (minutes, when
+        # Discord is unreachable) before it notices that it was closed.
+        if not bot.is_closed():
+            raise
 
 
-def _stop(bot, name: str) -> None:
+def _stop(bot, running: asyncio.Task, name: str) -> None:
     logger.info("%s received, shutting down", name)
-    asyncio.get_running_loop().create_task(bot.close())
+
+    async def close_then_end() -> None:
+        try:
+            await bot.close()
+        finally:
+            running.cancel()
+
+    asyncio.get_running_loop().create_task(close_then_end())
 
 
 def main(argv: list[str] | None = None) -> int:

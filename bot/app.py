@@ -148,10 +148,12 @@ class StyleBot(discord.Client):
         self._closing = True
         for task in list(self._background):
             task.cancel()
-        if self.service is not None:
-            await self.service.shutdown()
-        if self.http_session is not None:
-            await self.http_session.close()
-        if self.journal is not None:
-            self.journal.close()
-        await super().close()
+        try:
+            if self.service is not None:
+                await self.service.shutdown()
+        finally:
+            if self.http_session is not None:
+                await self.http_session.close()
+            if self.journal is not None:
+                self.journal.close()
+            await super().close()

@@ -71,6 +71,9 @@ class InteractionReply(Reply):
         self.user_id = user_id
         self.message_id = message_id
         self.interaction = interaction
+        # Until the status has been edited once, Discord turns the first follow-up into the deferred
+        # "thinking…" message itself, public and silent: that one is removed before following up.
+        self.shown = False
 
     @classmethod
     def live(cls, interaction: discord.Interaction, message_id: int | None) -> InteractionReply:
@@ -90,32 +93,39 @@ class InteractionReply(Reply):
         if self.interaction is not None:
             message = await self.interaction.edit_original_response(content=content, attachments=_files(files),
                                                                     view=view)
+        elif self.message_id is None:
+            return None  # the status was already removed: the job has ended
         else:
-            assert self.message_id is not None
             message = await self.webhook.edit_message(self.message_id, content=content, attachments=_files(files),
                                                       view=view)
         self.message_id = message.id
+        self.shown = True
         return message.id
 
     async def deliver(self, content, *, files, view):
+        if not self.shown:
+            await self._remove_status()
         message = await self.webhook.send(content, files=_files(files), view=view or discord.utils.MISSING,
-                                          allowed_mentions=only(self.user_id),
-                                          wait=True)
-        await self._remove_status(keep=message.id)
+                                          allowed_mentions=only(self.user_id), wait=True)
+        await self._remove_status()
         return message.id
 
     async def tell_privately(self, content, *, view=None):
-        message = await self.webhook.send(content, view=view or discord.utils.MISSING, ephemeral=True, wait=True)
-        await self._remove_status(keep=message.id)
+        if not self.shown:
+            await self._remove_status()
+        await self.webhook.send(content, view=view or discord.utils.MISSING, ephemeral=True, wait=True)
+        await self._remove_status()
 
-    async def _remove_status(self, keep: int) -> None:
-        # The first follow-up after a bare deferral becomes the deferred message itself: then there is none.
-        if self.message_id is None or self.message_id == keep:
-            return
+    async def _remove_status(self) -> None:
+        message_id, self.message_id = self.message_id, None
+        live, self.interaction = self.interaction, None
         try:
-            await self.webhook.delete_message(self.message_id)
+            if live is not None:
+                await live.delete_original_response()
+            elif message_id is not None:
+                await self.webhook.delete_message(message_id)
         except discord.HTTPException:
-            logger.warning("could not remove status message %s", self.message_id, exc_info=True)
+            logger.warning("could not remove status message %s", message_id, exc_info=True)
 
 
 def missing_permissions(channel: object) -> list[str]:

@@ -11,7 +11,6 @@ knows nothing of the Discord client that owns it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import statistics
 import time
@@ -347,7 +346,7 @@ class JobService:
             logger.exception("closing the executor failed")
 
     async def _say_goodbye(self, running: _Running) -> None:
-        with contextlib.suppress(discord.HTTPException, TimeoutError):
+        try:
             await asyncio.wait_for(running.reply.show(messages.RESTARTING, view=None), GOODBYE_TIMEOUT_S)
-            return
-        logger.warning("could not tell user %s about the restart", running.record.user_id)
+        except Exception:  # noqa: BLE001 - Discord unreachable, slow or refusing: shutdown goes on regardless
+            logger.warning("could not tell user %s about the restart", running.record.user_id, exc_info=True)

@@ -42,7 +42,8 @@ async def test_stylize_delivers_the_picture_and_the_strip(fake_discord: FakeDisc
 
     job_buttons = [item["custom_id"] for item in final.component_items()]
     assert any(custom_id.startswith("sty:more:") for custom_id in job_buttons)
-    assert sum(custom_id.startswith("sty:variant:") for custom_id in job_buttons) == 3
+    # One Upscale button per tile of the strip (strengths 6, 7, 8 around 7).
+    assert [c.rsplit(":", 1)[1] for c in job_buttons if c.startswith("sty:upscale:")] == ["6", "7", "8"]
     # While it was painting, the user saw progress rather than a silent "thinking…".
     assert any("Painting" in edit["content"] or "queue" in edit["content"] or "line" in edit["content"]
                for edit in interaction.edits)

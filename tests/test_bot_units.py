@@ -918,6 +918,76 @@ def test_make_run_without_a_token_ends_with_the_help_and_exit_0():
     assert "--ok-without-token" in (ROOT / "Makefile").read_text()
 
 
+async def test_sigterm_ends_the_run_even_while_discord_py_waits_out_a_reconnect_back_off(monkeypatch):
+    import bot.__main__ as entry
+    import bot.app
+
+    class Client:
+        """Stands in for StyleBot while Discord is unreachable: start() sleeps in its reconnect back-off."""
+
+        closed = False
+
+        def __init__(self, config):
+            pass
+
+        async def __aenter__(self):
+            return self
+
+        async def __aexit__(self, *exc):
+            await self.close()
+
+        async def start(self, token):
+            await asyncio.sleep(3600)
+
+        async def close(self):
+            self.closed = True
+
+        def is_closed(self):
+            return self.closed
+
+    handlers = {}
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(bot.app, "StyleBot", Client)
+    monkeypatch.setattr(bot.app, "apply_endpoints", lambda *args: None)
+    monkeypatch.setattr(loop, "add_signal_handler", lambda signum, callback, *args: handlers.update(
+        {signum: (callback, args)}))
+    running = asyncio.create_task(entry.run(parse_config({}, {})))
+    await asyncio.sleep(0.05)
+    callback, args = handlers[entry.signal.SIGTERM]
+    callback(*args)
+    await asyncio.wait_for(running, 2.0)
+    assert running.done() and not running.cancelled() and running.exception() is None
+
+
+async def test_a_goodbye_that_cannot_reach_discord_does_not_stop_the_shutdown(service):
+    class Unreachable(RecordingReply):
+        async def show(self, content, *, files=None, view=None):
+            raise aiohttp.ClientOSError(104, "Connection reset by peer")
+
+    service.executor = ScriptedExecutor([JobQueued(1)])
+    closed = []
+
+    async def close():
+        closed.append(True)
+
+    service.executor.close = close
+    service.journal.add(_record())
+
+    class Forever(ScriptedHandle):
+        async def events(self):
+            yield JobQueued(1)
+            await asyncio.sleep(3600)
+
+    async def submit(job):
+        return Forever(job.job_id, [])
+
+    service.executor.submit = submit
+    service.start(_record(), Unreachable())
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(service.shutdown(), 5)
+    assert closed == [True] and not service.accepting
+
+
 PAINTED = ((5, b"png-5"), (6, b"png-6"), (7, b"png-7"))
 
 

@@ -33,8 +33,7 @@ async def test_a_direct_message_gets_its_result_there(fake: FakeDiscord, bot: Bo
     result = await wait_result(await stylize(fake, "bob", channel=dm))
     assert result.channel_id == int(dm) and result.guild_id is None
     assert "Strength 5/10" in result.content
-    # Share is per server: a DM has no gallery, so no Share button.
-    assert not any(item["custom_id"].startswith("sty:share:") for item in result.component_items())
+    assert result.pinged == [fake.user("bob")["id"]]
 
 
 async def test_a_cancelled_job_offers_retry_which_paints_it_again(fake: FakeDiscord, bot: BotProcess):
