@@ -75,7 +75,7 @@ class StyleBot(discord.Client):
 
     async def setup_hook(self) -> None:
         config = self.config
-        self.journal = await asyncio.to_thread(Journal, config.journal.path)
+        self.journal = await asyncio.to_thread(Journal, config.journal.path, config.journal.max_bytes)
         pruned = await asyncio.to_thread(self.journal.prune, config.journal.keep_finished_hours)
         logger.info("journal %s open (%d old jobs pruned)", config.journal.path, pruned)
         # Read before connecting: once interactions arrive, new jobs join the journal and are not ours to resume.

@@ -94,6 +94,8 @@ class ExecutorConfig:
 class JournalConfig:
     path: str = "stylebot.sqlite3"
     keep_finished_hours: float = 48.0
+    # Uploads, painted tiles and records of every job together; past it the oldest finished jobs go first.
+    max_bytes: int = 2 * 1024 * MIB
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,10 @@ def _check(config: Config) -> list[str]:
             problems.append(f"[discord] {key} must start with {' or '.join(schemes)}, not {value!r}")
     if config.journal.keep_finished_hours < 0:
         problems.append("[journal] keep_finished_hours must not be negative")
+    # One job's two uploads must fit, or the job just accepted would be pruned at once.
+    if config.journal.max_bytes < 2 * limits.max_attachment_bytes:
+        problems.append(f"[journal] max_bytes must be at least twice [limits] max_attachment_bytes "
+                        f"({2 * limits.max_attachment_bytes}), not {config.journal.max_bytes}")
     return problems
 
 

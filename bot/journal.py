@@ -3,17 +3,21 @@
 Every accepted job is written here before its user is told it is queued, so a restart can finish it.
 The uploaded bytes are kept with the job (each at most [limits] max_attachment_bytes, and dropped with the
 row after [journal] keep_finished_hours): Discord's signed attachment URLs expire, so both resuming and the
-Less/More/Variant buttons use the journal's copy instead of downloading again.
+Less/More/Variant buttons use the journal's copy instead of downloading again. Each finished job's painted tiles
+(lossless PNG per strength) are kept beside it with the same retention, so that a redo after a restart still
+reuses them. The whole journal is bounded by [journal] max_bytes: past it, the oldest finished jobs go first.
 
 Calls are short and synchronous; the bot runs the ones that carry image bytes through asyncio.to_thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +54,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS tiles (
+    job_id TEXT NOT NULL,
+    strength INTEGER NOT NULL,
+    png BLOB NOT NULL,
+    PRIMARY KEY (job_id, strength)
+);
+"""
+_FINISHED = "('done', 'failed')"
+# What a job takes in the journal: its uploads, its tiles and the text around them.
+_JOB_BYTES = """
+    COALESCE(LENGTH(content), 0) + COALESCE(LENGTH(style), 0) + LENGTH(options) + LENGTH(attachments)
+    + COALESCE(LENGTH(result), 0) + COALESCE((SELECT SUM(LENGTH(png)) FROM tiles WHERE tiles.job_id = jobs.job_id), 0)
 """
 
 
@@ -95,8 +111,10 @@ class JobRecord:
 
 
 class Journal:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, max_bytes: int | None = None):
+        """``max_bytes``: the most the jobs' stored bytes may add up to (None: no bound but the retention)."""
         self.path = Path(path)
+        self.max_bytes = max_bytes
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the event loop and to_thread workers, serialised by the lock.
@@ -104,6 +122,8 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         with self._lock:
+            # Before any table exists (a no-op on an older file): pages freed by pruning are given back to the disk.
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -126,6 +146,7 @@ class Journal:
              record.response_message_id, json.dumps([a.__dict__ for a in record.attachments]),
              json.dumps(record.request.to_json()), record.content, record.style, record.state),
         )
+        self.shrink()
 
     def get(self, job_id: str) -> JobRecord | None:
         row = self._execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
@@ -160,17 +181,79 @@ class Journal:
 
     def forget_result_message(self, job_id: str) -> None:
         """The result was deleted by its requester; keep the row for bookkeeping, drop the images."""
-        self._execute(
-            "UPDATE jobs SET result_message_id = NULL, content = NULL, style = NULL WHERE job_id = ?", (job_id,)
-        )
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET result_message_id = NULL, content = NULL, style = NULL WHERE job_id = ?", (job_id,)
+            )
+            self._db.execute("DELETE FROM tiles WHERE job_id = ?", (job_id,))
+
+    def keep_tiles(self, job_id: str, tiles: Iterable[tuple[int, bytes]]) -> None:
+        """Keep a finished job's painted tiles (strength, lossless PNG) for a later redo of it."""
+        with self._lock, self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO tiles (job_id, strength, png) VALUES (?, ?, ?)",
+                                 [(job_id, strength, png) for strength, png in tiles])
+        self.shrink()
+
+    def tiles(self, job_id: str) -> tuple[tuple[int, bytes], ...]:
+        """The job's kept tiles by strength; empty when it had none or they were pruned."""
+        rows = self._execute("SELECT strength, png FROM tiles WHERE job_id = ? ORDER BY strength", (job_id,))
+        return tuple((row["strength"], row["png"]) for row in rows.fetchall())
+
+    def stored_bytes(self) -> int:
+        """What the jobs' uploads, tiles and records add up to: what ``max_bytes`` bounds."""
+        return self._execute(f"SELECT COALESCE(SUM({_JOB_BYTES}), 0) FROM jobs").fetchone()[0]
 
     def prune(self, keep_finished_hours: float, now: float | None = None) -> int:
-        """Delete finished jobs older than the retention; returns how many went."""
+        """Delete finished jobs older than the retention, then the oldest others past ``max_bytes``; returns how
+        many went."""
         cutoff = (time.time() if now is None else now) - keep_finished_hours * 3600
-        cursor = self._execute(
-            "DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_at < ?", (cutoff,)
-        )
-        return cursor.rowcount
+        with self._lock:
+            expired = [row[0] for row in self._db.execute(
+                f"SELECT job_id FROM jobs WHERE state IN {_FINISHED} AND finished_at < ?", (cutoff,))]
+            self._delete(expired)
+        return len(expired) + self.shrink()
+
+    def shrink(self) -> int:
+        """Delete the oldest finished jobs until the journal is within ``max_bytes``; returns how many went.
+        Unfinished jobs are never deleted: a restart must still find them."""
+        if self.max_bytes is None:
+            return 0
+        with self._lock:
+            excess = self._db.execute(f"SELECT COALESCE(SUM({_JOB_BYTES}), 0) FROM jobs").fetchone()[0]
+            excess -= self.max_bytes
+            if excess <= 0:
+                return 0
+            oldest_first = self._db.execute(
+                f"SELECT job_id, {_JOB_BYTES} FROM jobs WHERE state IN {_FINISHED} ORDER BY finished_at, created_at"
+            ).fetchall()
+            doomed = []
+            for job_id, size in oldest_first:
+                if excess <= 0:
+                    break
+                doomed.append(job_id)
+                excess -= size
+            self._delete(doomed)
+        return len(doomed)
+
+    def _delete(self, job_ids: list[str]) -> None:
+        """Delete jobs with their tiles; the caller holds the lock."""
+        if not job_ids:
+            return
+        with self._transaction():
+            self._db.executemany("DELETE FROM tiles WHERE job_id = ?", [(job_id,) for job_id in job_ids])
+            self._db.executemany("DELETE FROM jobs WHERE job_id = ?", [(job_id,) for job_id in job_ids])
+        self._db.execute("PRAGMA incremental_vacuum")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All of the block's statements or none; the caller holds the lock."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
 
 def _record(row: sqlite3.Row) -> JobRecord:

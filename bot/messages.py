@@ -180,9 +180,23 @@ def failed_privately(text: str) -> str:
     return f"{text} (Retry paints the same request again.)"
 
 
+REPAINTED_FROM_SCRATCH = "The picture this repaints was no longer kept, so every variant was painted from scratch."
+
+
+def painted_already(strength: int) -> str:
+    return f"{strength_label(strength)} was painted already (above); the rest of the strip follows."
+
+
+def reused(count: int, total: int) -> str:
+    return f"{count} of {total} reused"
+
+
 def caption(*, strength: int, strengths: tuple[int, ...], seed: int, size: int, seconds: float,
-            note: str | None = None) -> str:
-    parts = [f"{strength_label(strength)}/{MAX_STRENGTH}", f"seed {seed}", f"{size} px", f"painted in {seconds:.1f} s"]
+            note: str | None = None, reused_count: int = 0) -> str:
+    painted = f"painted in {seconds:.1f} s"
+    if reused_count:
+        painted += f" ({reused(reused_count, len(strengths))})"
+    parts = [f"{strength_label(strength)}/{MAX_STRENGTH}", f"seed {seed}", f"{size} px", painted]
     text = " · ".join(parts)
     if len(strengths) > 1:
         tiles = ", ".join(strength_label(s) for s in strengths)

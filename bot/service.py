@@ -76,6 +76,10 @@ class _Running:
     record: JobRecord
     handle: JobHandle | None = None
     delivering: bool = False
+    # Said with the result: a repaint whose parent's tiles were gone by the time it ran.
+    note: str | None = None
+    # A repaint's picture at its own strength when its parent painted it already: shown while the rest paints.
+    painted_already: bytes | None = None
 
 
 class JobService:
@@ -156,10 +160,11 @@ class JobService:
             self.limits.release(record.job_id)
 
     async def _submit(self, record: JobRecord, reply: Reply) -> JobHandle | None:
+        painted = await asyncio.to_thread(self._painted_before, record)
         job = Job(job_id=record.job_id, content=record.content or b"", style=record.style or b"",
                   options=record.request.job_options(self.config), owner=record.user_id,
                   content_name=record.request.content_name, style_name=record.request.style_name,
-                  timeout_s=self.config.limits.job_timeout_s)
+                  timeout_s=self.config.limits.job_timeout_s, painted=painted)
         await self._executor_started.wait()
         if self.executor_problem is not None:
             logger.warning("job %s not submitted: %s", record.job_id, self.executor_problem)
@@ -173,6 +178,22 @@ class JobService:
             logger.warning("executor unavailable for job %s: %s", record.job_id, error)
             await self._fail(record, reply, JobFailed("unavailable", str(error)))
         return None
+
+    def _painted_before(self, record: JobRecord) -> tuple[tuple[int, bytes], ...]:
+        """The tiles the parent job painted, which the painter reuses or starts from (read when the job runs,
+        so a restart or a second repaint of the same result finds them too). Blocking: run it in a thread."""
+        parent_id = record.request.parent_job
+        if parent_id is None:
+            return ()
+        painted, parent = self.journal.tiles(parent_id), self.journal.get(parent_id)
+        running = self._running[record.job_id]
+        # A Retry's parent failed and never painted anything; any other parent did, and lost its tiles.
+        if not painted and (parent is None or parent.state == "done"):
+            logger.info("job %s repaints %s from scratch: its tiles are no longer kept", record.job_id, parent_id)
+            running.note = messages.REPAINTED_FROM_SCRATCH
+        if parent is not None and parent.request.size == record.request.size:
+            running.painted_already = dict(painted).get(record.request.strength)
+        return painted
 
     async def _follow(self, record: JobRecord, reply: Reply, handle: JobHandle) -> None:
         throttle = Throttle(self.config.bot.progress_edit_interval_s)
@@ -192,13 +213,19 @@ class JobService:
     async def _show_progress(self, record: JobRecord, reply: Reply,
                              event: JobQueued | JobStarted | JobProgress, cancel: discord.ui.View) -> None:
         files = None
-        if isinstance(event, JobQueued):
-            text = messages.queued(event.position, self.queue_wait_s(event.position))
-        elif isinstance(event, JobStarted):
-            text = messages.started(event.attempt)
-        else:
+        if isinstance(event, JobProgress):
             text = messages.progress(event.step, event.total, event.elapsed)
             files = [("preview.jpg", event.preview)] if event.preview else None
+        else:
+            if isinstance(event, JobQueued):
+                text = messages.queued(event.position, self.queue_wait_s(event.position))
+            else:
+                text = messages.started(event.attempt)
+            painted_already = self._running[record.job_id].painted_already
+            if painted_already is not None:
+                # The picture asked for exists already: shown at once while the strip is completed.
+                text = f"{messages.painted_already(record.request.strength)}\n{text}"
+                files = [("painted.png", painted_already)]
         try:
             message_id = await reply.show(text, files=files, view=cancel)
         except discord.HTTPException:
@@ -213,8 +240,10 @@ class JobService:
         self._recent_seconds.append(done.seconds)
         request = record.request
         strength = done.strengths[done.chosen] if done.strengths else request.strength
+        notes = [note for note in (done.note, self._running[record.job_id].note) if note]
         caption = messages.caption(strength=strength, strengths=done.strengths, seed=request.seed,
-                                   size=request.size, seconds=done.seconds, note=done.note)
+                                   size=request.size, seconds=done.seconds, note=" ".join(notes) or None,
+                                   reused_count=len(done.reused))
         files = [(f"stylized.{done.image_ext}", done.image), (f"variants.{done.strip_ext}", done.strip)]
         view = views.result_view(record.job_id, strength=strength, strengths=done.strengths,
                                  upscale_size=max(self.config.style.sizes),
@@ -223,6 +252,10 @@ class JobService:
                   "chosen": done.chosen, "seconds": done.seconds, "image_size": list(done.image_size)}
         # Shutdown lets a delivery finish: cut between the reply and the journal, the job would be painted twice.
         self._running[record.job_id].delivering = True
+        if done.tiles:
+            # Kept before the result is shown: a click on its Less/More/Upscale must find them.
+            tiles = list(zip(done.strengths, done.tiles, strict=True))
+            await asyncio.to_thread(self.journal.keep_tiles, record.job_id, tiles)
         try:
             message_id = await reply.deliver(messages.ready(record.user_id, caption), files=files, view=view)
         except Undeliverable as error:

@@ -554,6 +554,7 @@ def stylize(
     precision: str = "auto",
     max_batch_pixels: int | None = None,
     safeguard: bool = True,
+    init_images: Sequence[Image.Image | None] | None = None,
 ) -> StylizeResult:
     """Paint ``content`` in the style of ``styles``, once per style-weight variant, all in one batch.
 
@@ -570,7 +571,9 @@ def stylize(
     ``style_blend`` (normalised; equal shares by default); ``style_scale`` sizes each style relative to the
     output's longest side. ``init`` is "content" or "noise" (uniform, from a generator seeded with ``seed``;
     ``seed=None`` picks one and records it in params). The same seed on the same device repaints the same
-    pixels.
+    pixels. ``init_images`` (one per variant, None for a cold start) warm-starts variants from a picture
+    already painted: the first level that runs starts from it, resized to that level; with
+    ``schedule=((1.0, 1.0),)`` that is a fine-only refinement of it.
 
     ``preserve_colors`` is luminance-only transfer: the Gram targets come from the styles' luminance (as
     grey), and each result keeps its own luminance with the content's chroma (Cb, Cr of YCbCr).
@@ -632,7 +635,7 @@ def stylize(
         tv_weight=tv_weight, optimizer=optimizer, learning_rate=learning_rate, history_size=history_size,
         safeguard=safeguard, max_batch_pixels=max_batch_pixels,
         targets=torch.tensor(targets, dtype=torch.float32, device=dev) if targets is not None else None,
-        cancel=cancel, total_steps=total_steps,
+        cancel=cancel, total_steps=total_steps, init_images=init_images,
         reporter=_Reporter(on_progress, progress_interval, preview_size, chosen, total_steps, started),
     )
     timings: dict[str, float] = {"prepare": time.perf_counter() - started}
@@ -733,6 +736,7 @@ class _Run:
     cancel: Callable[[], bool] | None
     total_steps: int
     reporter: _Reporter
+    init_images: Sequence[Image.Image | None] | None  # per variant, for the first level that runs
     step_number: int = 0
     evaluations: float = 0.0  # in full-size steps: a step at half the side costs a quarter
     picture_evaluations: int = 0  # pictures through VGG forward + backward, over all levels
@@ -770,7 +774,7 @@ def _paint_level(run: _Run, side: int, level_steps: int, scale: float, x, previo
     stage = _stage_name(scale)
     objective, level_content = _objective_at(run, side)
     count = run.style_weights.shape[0]
-    x = _start_images(x, previous_content, level_content, count, init, generator)
+    x = _start_images(x, previous_content, level_content, count, init, generator, run.init_images)
     if run.optimizer == "adam":
         optimiser = BatchedAdam(x, run.learning_rate)
     else:
@@ -918,13 +922,25 @@ def _start_images(
     count: int,
     init: str,
     generator: torch.Generator,
+    init_images: Sequence[Image.Image | None] | None = None,
 ) -> torch.Tensor:
-    """Starting pixels of a level: the content or noise at the first level, then the coarser result."""
+    """Starting pixels of a level: at the first level a variant's ``init_images`` entry, else the content or
+    noise; then the coarser result."""
     if previous is None:
         if init == "noise":
             noise = torch.rand((1, *content.shape[1:]), generator=generator, device=content.device)
-            return noise.repeat(count, 1, 1, 1)
-        return content.repeat(count, 1, 1, 1)
+            start = noise.repeat(count, 1, 1, 1)
+        else:
+            start = content.repeat(count, 1, 1, 1)
+        if init_images is not None:
+            if len(init_images) != count:
+                raise ValueError(f"init_images needs one entry (or None) per variant: {count}, not {len(init_images)}")
+            height, width = content.shape[-2:]
+            for index, image in enumerate(init_images):
+                if image is not None:
+                    resized = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+                    start[index] = pil_to_tensor(resized, content.device)[0]
+        return start.contiguous()
     height, width = content.shape[-2:]
     upsampled = F.interpolate(previous, size=(height, width), mode="bicubic", align_corners=False)
     if init == "content":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import os
@@ -985,3 +986,45 @@ async def test_a_goodbye_that_cannot_reach_discord_does_not_stop_the_shutdown(se
     await asyncio.sleep(0.05)
     await asyncio.wait_for(service.shutdown(), 5)
     assert closed == [True] and not service.accepting
+
+
+PAINTED = ((5, b"png-5"), (6, b"png-6"), (7, b"png-7"))
+
+
+async def test_a_result_keeps_its_tiles_and_a_repaint_of_it_hands_them_to_the_painter(service):
+    service.executor = ScriptedExecutor([dataclasses.replace(DONE, tiles=tuple(png for _, png in PAINTED))])
+    service.journal.add(_record())
+    await run_job(service, _record(), RecordingReply())
+    assert service.journal.tiles(JOB_ID) == PAINTED
+
+    service.executor = ScriptedExecutor([JobQueued(1), dataclasses.replace(DONE, strengths=(6, 7, 8), reused=(6, 7))])
+    more = _record(strength=7, parent_job=JOB_ID)
+    more = dataclasses.replace(more, job_id="a" * 32)
+    service.journal.add(more)
+    reply = RecordingReply()
+    await run_job(service, more, reply)
+    assert service.executor.jobs[0].painted == PAINTED
+    # Strength 7 was in the strip already: shown at once, while strength 8 is painted.
+    assert reply.shown[0].files == ["painted.png"] and "Strength 7 was painted already" in reply.shown[0].content
+    assert "2 of 3 reused" in reply.last.content and "from scratch" not in reply.last.content
+
+
+async def test_a_repaint_whose_parent_was_pruned_paints_from_scratch_and_says_so(service):
+    service.executor = ScriptedExecutor([DONE])
+    orphan = dataclasses.replace(_record(strength=7, parent_job="long-gone"), job_id="b" * 32)
+    service.journal.add(orphan)
+    reply = RecordingReply()
+    await run_job(service, orphan, reply)
+    assert service.executor.jobs[0].painted == ()
+    assert messages.REPAINTED_FROM_SCRATCH in reply.last.content and "reused" not in reply.last.content
+
+
+async def test_a_retry_of_a_failed_job_paints_from_scratch_without_a_word_about_it(service):
+    service.journal.add(_record())
+    service.journal.mark_failed(JOB_ID, "crashed")
+    service.executor = ScriptedExecutor([DONE])
+    retry = dataclasses.replace(_record(parent_job=JOB_ID), job_id="c" * 32)
+    service.journal.add(retry)
+    reply = RecordingReply()
+    await run_job(service, retry, reply)
+    assert service.executor.jobs[0].painted == () and "scratch" not in reply.last.content

@@ -47,9 +47,11 @@ KILLABLE_STEPS = 20
 EVENT_TIMEOUT_S = 120
 
 
-def make_job(job_id: str, *, steps: int = 6, size: int = 48, variants: int = 2, owner: int = 0, **job_fields):
+def make_job(job_id: str, *, steps: int = 6, size: int = 48, variants: int = 2, owner: int = 0, strength: int = 5,
+             **job_fields):
     options = JobOptions(
-        style_weight=1e8, content_weight=1e4, variants=variants, size=size, steps=steps, seed=job_fields.pop("seed", 3)
+        strength=strength, style_weight=1e8 * 2.0 ** (strength - 5), content_weight=1e4, variants=variants,
+        size=size, steps=steps, seed=job_fields.pop("seed", 3)
     )
     return Job(job_id=job_id, content=CONTENT, style=STYLE, options=options, owner=owner, **job_fields)
 
@@ -117,6 +119,25 @@ async def test_job_streams_queued_started_progress_done_with_decodable_images(se
     assert done.params["seed"] == 11 and done.params["steps"] == 8
     assert done.seconds > 0
     assert executor.queued == 0
+
+
+async def test_a_redo_takes_the_painted_tiles_as_they_are_and_paints_only_the_missing_strength(served):
+    _, executor, _ = served
+    source = (await collect(await executor.submit(make_job("source", variants=3, steps=10))))[-1]
+    assert isinstance(source, JobDone) and source.strengths == (4, 5, 6)
+    assert [decode(tile, "png").size for tile in source.tiles] == [source.image_size] * 3
+
+    painted = tuple(zip(source.strengths, source.tiles, strict=True))
+    more = await collect(await executor.submit(make_job("more", variants=3, steps=10, strength=6, painted=painted)))
+    redo = more[-1]
+    assert isinstance(redo, JobDone) and redo.strengths == (5, 6, 7)
+    assert redo.reused == (5, 6) and redo.tiles[:2] == source.tiles[1:]
+    assert max(event.total for event in more if isinstance(event, JobProgress)) == 4  # fine-only, fewer steps
+
+    variant = (await collect(await executor.submit(
+        make_job("variant", variants=1, size=64, steps=10, strength=4, painted=painted))))[-1]
+    assert isinstance(variant, JobDone) and variant.reused == () and variant.params["warm_from"] == {"4": 4}
+    assert max(decode(variant.tiles[0], "png").size) == 64
 
 
 async def test_two_jobs_submitted_together_both_finish(served):

@@ -136,3 +136,63 @@ def test_forgetting_a_deleted_result_drops_its_images(journal):
     assert loaded.result_message_id is None
     assert loaded.content is None and loaded.style is None
     assert loaded.state == "done"
+
+
+TILES = ((4, b"png-4" * 100), (5, b"png-5" * 100), (6, b"png-6" * 100))
+
+
+def test_a_jobs_tiles_survive_reopening_and_go_with_the_job(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    first = Journal(path)
+    first.add(record("painted"))
+    first.mark_done("painted", {}, 1, now=1000.0)
+    first.keep_tiles("painted", TILES)
+    first.close()
+    second = Journal(path)
+    assert second.tiles("painted") == TILES
+    assert second.tiles("never-painted") == ()
+    assert second.prune(keep_finished_hours=1, now=1000.0 + 2 * 3600) == 1
+    assert second.tiles("painted") == ()
+    second.close()
+
+
+def test_forgetting_a_deleted_result_drops_its_tiles(journal):
+    journal.add(record("j"))
+    journal.mark_done("j", {}, 77)
+    journal.keep_tiles("j", TILES)
+    journal.forget_result_message("j")
+    assert journal.tiles("j") == ()
+
+
+def big_record(job_id: str, created_at: float, size: int) -> JobRecord:
+    big = record(job_id, created_at=created_at)
+    big.content, big.style = b"c" * size, b"s" * size
+    return big
+
+
+def test_past_max_bytes_the_oldest_finished_jobs_go_first_and_unfinished_ones_stay(tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite3", max_bytes=350_000)
+    journal.add(big_record("waiting", 1.0, 50_000))  # accepted long ago, never finished
+    for number in range(6):
+        job_id = f"done-{number}"
+        journal.add(big_record(job_id, 10.0 + number, 50_000))
+        journal.mark_done(job_id, {}, number, now=100.0 + number)
+        journal.keep_tiles(job_id, [(5, b"t" * 20_000)])
+    assert journal.stored_bytes() <= 350_000
+    kept = [f"done-{n}" for n in range(6) if journal.get(f"done-{n}") is not None]
+    assert kept == ["done-4", "done-5"]  # the newest; each job holds ~120 kB
+    assert journal.get("waiting") is not None
+    assert journal.tiles("done-5") == ((5, b"t" * 20_000),) and journal.tiles("done-0") == ()
+    journal.close()
+
+
+def test_a_bounded_journal_file_stays_near_its_bound(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(path, max_bytes=500_000)
+    for number in range(40):
+        journal.add(big_record(f"job-{number}", float(number), 100_000))
+        journal.mark_done(f"job-{number}", {}, number, now=float(number))
+    journal.close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert path.stat().st_size < 3 * 500_000  # 8 MB went through it

@@ -223,3 +223,62 @@ async def test_a_local_worker_told_to_use_cuda_without_cuda_refuses_to_start_in_
             await executor.start()
     finally:
         await executor.close()
+
+
+def painted_by(done: JobDone) -> tuple[tuple[int, bytes], ...]:
+    return tuple(zip(done.strengths, done.tiles, strict=True))
+
+
+def test_every_tile_comes_back_as_a_lossless_png_in_strip_order(photos, random_vgg):
+    done = run_job(make_job(photos, variants=3, output_max_bytes=4_000), random_vgg, device="cpu")
+    tiles = [decoded(tile) for tile in done.tiles]
+    assert [tile.format for tile in tiles] == ["PNG"] * 3
+    assert done.image_ext == "jpg"  # the budget forced the image itself to JPEG; its tile stays exact
+    assert all(max(tile.size) == 48 for tile in tiles)
+    assert done.reused == () and done.params["warm_from"] == {}
+
+
+def test_a_more_style_redo_takes_the_shared_tiles_as_they_are_and_paints_only_the_new_one(photos, random_vgg):
+    source = run_job(make_job(photos, strength=5, variants=3, steps=10), random_vgg, device="cpu")
+    # The raw weight given is the one at the job's strength: a step up doubles it.
+    job = make_job(photos, strength=6, variants=3, steps=10, style_weight=2e8)
+    redo = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu")
+
+    assert source.strengths == (4, 5, 6) and redo.strengths == (5, 6, 7)
+    assert redo.reused == (5, 6)
+    assert redo.tiles[:2] == source.tiles[1:]  # byte for byte: nothing repainted
+    assert redo.params["warm_from"] == {"7": 6}
+    assert redo.params["steps"] == 4 and [level["stage"] for level in redo.params["levels"]] == ["fine"]
+    assert redo.style_weights == (1e8, 2e8, 4e8) and redo.strengths[redo.chosen] == 6
+    assert decoded(redo.tiles[2]).tobytes() != decoded(source.tiles[2]).tobytes()
+
+
+def test_a_variant_at_a_larger_size_starts_from_its_tile_upsampled_fine_level_only(photos, random_vgg):
+    source = run_job(make_job(photos, strength=5, variants=3, size=48), random_vgg, device="cpu")
+    job = make_job(photos, strength=4, variants=1, size=96, steps=10, style_weight=5e7)
+    seen: list[JobProgress] = []
+    variant = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu",
+                      on_progress=seen.append, progress_interval=0)
+    assert variant.reused == () and variant.params["warm_from"] == {"4": 4}
+    assert [level["stage"] for level in variant.params["levels"]] == ["fine"] and seen[-1].total == 4
+    assert max(decoded(variant.tiles[0]).size) == 96 and variant.image_size == decoded(variant.tiles[0]).size
+
+
+def test_a_redo_whose_strip_is_all_painted_paints_nothing(photos, random_vgg):
+    source = run_job(make_job(photos, strength=10, variants=3), random_vgg, device="cpu")
+    job = make_job(photos, strength=9, variants=3, steps=1000, style_weight=5e7)
+    seen: list[JobProgress] = []
+    redo = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu",
+                   on_progress=seen.append, cancelled=lambda: False)
+    assert source.strengths == redo.strengths == (8, 9, 10)  # the strip stops at the top strength
+    assert redo.reused == (8, 9, 10) and redo.tiles == source.tiles and not seen
+    assert redo.strengths[redo.chosen] == 9 and redo.params["steps"] == 0
+
+
+def test_a_painted_tile_that_is_not_a_png_is_an_internal_failure(photos, random_vgg):
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 32)).save(buffer, format="JPEG")
+    job = make_job(photos)
+    with pytest.raises(ValueError, match="not a PNG") as caught:
+        run_job(Job(**{**job.__dict__, "painted": ((5, buffer.getvalue()),)}), random_vgg, device="cpu")
+    assert job_failure(caught.value).kind == "internal"  # not the user's pictures' fault

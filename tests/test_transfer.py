@@ -378,3 +378,29 @@ def test_a_bf16_run_stops_at_its_targets(random_vgg, content, style, monkeypatch
     assert all(
         losses["total"] <= target * 1.01 for losses, target in zip(result.losses, reachable, strict=True)
     )
+
+
+def test_init_images_warm_start_only_their_own_variants(random_vgg, content, style):
+    warm = Image.new("RGB", (10, 10), (250, 0, 0))  # any size: it is resized to the level
+    result = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, learning_rate=1e-6,
+                     schedule=((1.0, 1.0),), init_images=[None, warm], **WEIGHTS)
+    cold, warmed = (pixels(image).mean(axis=(0, 1)) for image in result.images)
+    assert warmed[0] > 240 and warmed[1] < 10  # still the red picture it started from
+    assert abs(cold[0] - pixels(resize(content, 32)).mean(axis=(0, 1))[0]) < 3  # still the photo
+    with pytest.raises(ValueError, match="one entry"):
+        stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, init_images=[warm], **WEIGHTS)
+
+
+def test_a_warm_start_from_a_neighbouring_strength_reaches_a_fresh_paints_loss_in_fewer_steps(
+    stand_in_vgg, content, style
+):
+    # Real features: on random ones every start is about as far from the optimum.
+    settings = {"net": stand_in_vgg, "size": 96, "variants": 1, "content_weight": 1.0, "seed": 0}
+    fresh = stylize(content, style, steps=60, style_weight=1e5, **settings)
+    neighbour = stylize(content, style, steps=60, style_weight=5e4, **settings)
+    target = fresh.losses[0]["total"]
+    cold = stylize(content, style, steps=60, style_weight=1e5, target_loss=target, **settings)
+    warm = stylize(content, style, steps=60, style_weight=1e5, target_loss=target, schedule=((1.0, 1.0),),
+                   init_images=[neighbour.images[0]], **settings)
+    assert warm.losses[0]["total"] <= target * 1.02
+    assert warm.params["steps_taken"] <= cold.params["steps_taken"] / 2

@@ -50,6 +50,9 @@ class Job:
     style_name: str = "style"
     # Seconds the job may run once started before it is cancelled with kind "timeout"; None = no limit.
     timeout_s: float | None = None
+    # (strength, lossless PNG) of tiles already painted for the same pictures and options (a redo's source):
+    # a tile at the output size is taken as it is, the other strengths start from their nearest painted one.
+    painted: tuple[tuple[int, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class JobDone:
     seconds: float  # painting time, not counting the wait in the queue
     params: dict = field(default_factory=dict)  # every parameter used, enough to reproduce the result
     note: str | None = None  # something the user should know, e.g. "rendered smaller after running out of memory"
+    tiles: tuple[bytes, ...] = ()  # every variant as a lossless PNG, in strip order: a later redo's Job.painted
+    reused: tuple[int, ...] = ()  # the strengths taken from Job.painted as they were; the others were painted
 
 
 @dataclass(frozen=True)

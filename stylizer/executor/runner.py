@@ -18,10 +18,11 @@ from PIL import Image
 
 from stylizer.executor._jobs import CANCELLED
 from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobProgress
+from stylizer.executor.reuse import PaintedTile, ReusePlan, decode_painted, encode_png, plan_reuse
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
 from stylizer.strength import check_strength, strength_label, strip_strengths, style_factor
 from stylizer.strip import encode_within, make_strip
-from stylizer.transfer import Cancelled, Progress, stylize
+from stylizer.transfer import Cancelled, Progress, StylizeResult, resize_longest, stylize
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,8 @@ def run_job(
         check_paintable(style, size, name=job.style_name)
 
     check_both_paintable(options.size)
+    painted = decode_painted(job.painted, limits)
     strengths = strip_strengths(check_strength(options.strength), options.variants)
-    weighting = _weighting(options, strengths)
     # A random seed is still reported, so that whoever liked the picture can paint it again.
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
 
@@ -85,16 +86,21 @@ def run_job(
         on_progress(JobProgress(stage=progress.stage, step=progress.step, total=progress.total,
                                 elapsed=progress.elapsed, preview=preview))
 
-    def paint(size: int):
-        return stylize(
+    def paint(size: int) -> tuple[ReusePlan, StylizeResult | None]:
+        plan = plan_reuse(strengths, painted, resize_longest(content, size).size, options.steps)
+        if not plan.to_paint:
+            return plan, None
+        return plan, stylize(
             content,
             style,
             net=net,
             size=size,
-            steps=options.steps,
+            steps=plan.steps,
+            schedule=plan.schedule,
+            init_images=plan.starts(painted),
             content_weight=options.content_weight,
             tv_weight=options.tv_weight,
-            **weighting,
+            **_weighting(options, plan.to_paint),
             seed=seed,
             preserve_colors=options.preserve_colors,
             device=device,
@@ -104,34 +110,18 @@ def run_job(
             cancel=cancelled,
         )
 
-    result, note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
-    strip = make_strip(result.images, [strength_label(s) for s in strengths], content=content, style=style)
-    image_bytes, image_ext = encode_within(result.images[result.chosen], options.output_max_bytes)
-    strip_bytes, strip_ext = encode_within(strip, options.output_max_bytes)
-    params = {**dataclasses.asdict(options), **result.params}
-    return JobDone(
-        image=image_bytes,
-        image_ext=image_ext,
-        strip=strip_bytes,
-        strip_ext=strip_ext,
-        # What the user receives: encode_within may have had to shrink an image to fit the budget.
-        image_size=_encoded_size(image_bytes),
-        strip_size=_encoded_size(strip_bytes),
-        strengths=strengths,
-        style_weights=tuple(float(weight) for weight in result.style_weights),
-        chosen=result.chosen,
-        seconds=time.perf_counter() - started,
-        params=params,
-        note=note,
-    )
+    (plan, result), note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
+    return _job_done(job, content, style, strengths, painted, plan, result, started, note)
 
 
-def _weighting(options, strengths: tuple[int, ...]) -> dict:
+def _weighting(options, to_paint: tuple[int, ...]) -> dict:
     """stylize()'s weight options: the strengths, calibrated by the stylizer for the pair, or an expert's raw
     style weight at ``options.strength`` with the strip's factors around it."""
     if options.style_weight is None:
-        return {"strength": options.strength, "strengths": strengths}
-    factors = [style_factor(strength, options.strength) for strength in strengths]
+        # A redo may paint only strengths around the one asked for; the preview then follows the nearest.
+        nearest = min(to_paint, key=lambda s: (abs(s - options.strength), s))
+        return {"strength": nearest, "strengths": list(to_paint)}
+    factors = [style_factor(strength, options.strength) for strength in to_paint]
     return {"style_weight": options.style_weight, "variant_factors": factors}
 
 
@@ -153,6 +143,55 @@ def _paint_with_memory_retry(paint, check_both_paintable, size: int, job_id: str
     logger.warning("job %s ran out of GPU memory at %d px; retrying at %d px", job_id, size, smaller)
     note = f"Rendered at {smaller} px instead of {size} px: the GPU ran out of memory."
     return paint(smaller), note
+
+
+def _style_weights(options, strengths: tuple[int, ...], plan: ReusePlan,
+                   result: StylizeResult | None) -> tuple[float, ...]:
+    """The raw style weight of every tile: the lattice doubles it per strength, so the tiles painted now
+    give it for the reused ones too (NaN when a calibrated strip was reused whole and nothing was painted)."""
+    if options.style_weight is not None:
+        return tuple(options.style_weight * style_factor(s, options.strength) for s in strengths)
+    if result is None:
+        return tuple(float("nan") for _ in strengths)
+    base = result.style_weights[0] / style_factor(plan.to_paint[0], options.strength)
+    return tuple(base * style_factor(s, options.strength) for s in strengths)
+
+
+def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tuple[int, ...],
+              painted: dict[int, PaintedTile], plan: ReusePlan, result: StylizeResult | None,
+              started: float, note: str | None) -> JobDone:
+    """The strip of the tiles given and the tiles painted now, encoded for the user and for a later redo."""
+    options = job.options
+    painted_now = dict(zip(plan.to_paint, result.images, strict=True)) if result is not None else {}
+    images = [painted_now[s] if s in painted_now else painted[s].image for s in strengths]
+    tiles = tuple(encode_png(painted_now[s]) if s in painted_now else painted[s].png for s in strengths)
+    chosen = strengths.index(options.strength)
+    strip = make_strip(images, [strength_label(s) for s in strengths], content=content, style=style)
+    image_bytes, image_ext = encode_within(images[chosen], options.output_max_bytes)
+    strip_bytes, strip_ext = encode_within(strip, options.output_max_bytes)
+    params = {
+        **dataclasses.asdict(options),
+        **(result.params if result is not None else {"steps": 0}),
+        "reused": list(plan.reused),
+        "warm_from": {str(strength): source for strength, source in plan.warm_from.items()},
+    }
+    return JobDone(
+        image=image_bytes,
+        image_ext=image_ext,
+        strip=strip_bytes,
+        strip_ext=strip_ext,
+        # What the user receives: encode_within may have had to shrink an image to fit the budget.
+        image_size=_encoded_size(image_bytes),
+        strip_size=_encoded_size(strip_bytes),
+        strengths=strengths,
+        style_weights=_style_weights(options, strengths, plan, result),
+        chosen=chosen,
+        tiles=tiles,
+        reused=plan.reused,
+        seconds=time.perf_counter() - started,
+        params=params,
+        note=note,
+    )
 
 
 def job_failure(error: BaseException) -> JobFailed:

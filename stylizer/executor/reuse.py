@@ -1,0 +1,91 @@
+"""Redo without repainting: which tiles of a job are already painted, and where the others start from.
+
+A Less/More redo's strip shares all tiles but one with the strip it came from (strength.strip_strengths), and
+a Variant at full size is one of those tiles at a larger size. The job carries what was painted
+(``Job.painted``: strength -> lossless PNG); a tile at the output size is taken as it is, every other
+strength is painted fine-only, warm-started from the nearest painted strength (resized to the output),
+with a share of the job's steps measured to reach a fresh paint's loss (docs/benchmarks.md, "Redo").
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from stylizer.images import ImageLimits, InvalidImage, load_image
+from stylizer.transfer import DEFAULT_SCHEDULE
+
+# Shares of the job's steps for a warm start, measured with real ImageNet features (docs/benchmarks.md, "Redo").
+# From the neighbouring strength at the same size, fine-only steps to reach a fresh paint's referee loss:
+# 57 and 63 of 150 at 256 px (strength 7 -> 8, 3 -> 2), 22 of 60 at 96 px.
+NEIGHBOUR_STEPS_SHARE = 0.4
+# From the same strength at half the size (Upscale): 89 of 150 at 256 px reached the fresh loss, which would
+# cost ~70 % of a fresh paint; 0.4 keeps it near half the time and its loss a little above (see the table).
+UPSCALED_STEPS_SHARE = 0.4
+FINE_ONLY = ((1.0, 1.0),)
+
+
+@dataclass(frozen=True)
+class PaintedTile:
+    image: Image.Image
+    png: bytes  # handed back as it came: it is lossless already
+
+
+@dataclass(frozen=True)
+class ReusePlan:
+    reused: tuple[int, ...]  # strengths taken as they are
+    to_paint: tuple[int, ...]  # strengths to paint, in strip order
+    warm_from: dict[int, int]  # strength to paint -> the painted strength it starts from
+    steps: int
+    schedule: Sequence[Sequence[float]]  # coarse to fine from the photo, or fine only from painted tiles
+
+    def starts(self, tiles: Mapping[int, PaintedTile]) -> list[Image.Image | None] | None:
+        """stylize's ``init_images`` for ``to_paint``; None when every one of them starts cold."""
+        if not self.warm_from:
+            return None
+        return [tiles[self.warm_from[s]].image if s in self.warm_from else None for s in self.to_paint]
+
+
+def decode_painted(painted: Sequence[tuple[int, bytes]], limits: ImageLimits) -> dict[int, PaintedTile]:
+    """The job's painted tiles by strength. Raises ValueError for one that is not a decodable PNG: the caller's
+    fault, not the user's pictures' (an InvalidImage would be shown to the user as a problem with them)."""
+    tiles = {}
+    for strength, data in painted:
+        name = f"the painted tile at strength {strength}"
+        try:
+            image = load_image(data, name=name, limits=limits)
+        except InvalidImage as error:
+            raise ValueError(str(error)) from error
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.format != "PNG":
+                raise ValueError(f"{name} is not a PNG: only lossless tiles can be reused")
+        tiles[strength] = PaintedTile(image.convert("RGB"), data)
+    return tiles
+
+
+def plan_reuse(
+    strengths: Sequence[int], tiles: Mapping[int, PaintedTile], output_size: tuple[int, int], steps: int
+) -> ReusePlan:
+    """What a job painting ``strengths`` at ``output_size`` with ``steps`` must still paint, given ``tiles``."""
+    reused = tuple(s for s in strengths if s in tiles and tiles[s].image.size == output_size)
+    to_paint = tuple(s for s in strengths if s not in reused)
+    if not tiles or not to_paint:
+        return ReusePlan(reused, to_paint, {}, steps if to_paint else 0, DEFAULT_SCHEDULE)
+    warm_from, share = {}, 0.0
+    for strength in to_paint:
+        # The nearest strength; among equals the largest tile, which has the most detail to keep.
+        source = min(tiles, key=lambda s: (abs(s - strength), -tiles[s].image.width, s))
+        warm_from[strength] = source
+        distance = abs(source - strength)
+        resized = tiles[source].image.size != output_size
+        share = max(share, min(1.0, NEIGHBOUR_STEPS_SHARE * distance), UPSCALED_STEPS_SHARE if resized else 0.0)
+    return ReusePlan(reused, to_paint, warm_from, max(1, round(steps * share)), FINE_ONLY)
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
