@@ -160,6 +160,8 @@ def run_bounded(main_coroutine) -> None:
     """asyncio.run, except that the end does not wait for threads stuck in a blocking call (asyncio.run joins
     them without a time limit): idle ones are told to go, the rest are left to ``leave_stuck_threads``."""
     loop = asyncio.new_event_loop()
+    # The loop is the current one, so that futures made at its end (gather) belong to it, not to a default loop.
+    asyncio.set_event_loop(loop)
     threads = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="bot")
     loop.set_default_executor(threads)
     try:
@@ -169,10 +171,12 @@ def run_bounded(main_coroutine) -> None:
             remaining = asyncio.all_tasks(loop)
             for task in remaining:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*remaining, return_exceptions=True))
+            if remaining:
+                loop.run_until_complete(asyncio.gather(*remaining, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             threads.shutdown(wait=False, cancel_futures=True)
+            asyncio.set_event_loop(None)
             loop.close()
 
 

@@ -195,9 +195,10 @@ def custom_id(message: FakeMessage, action: str) -> str:
 
 
 def in_progress(interaction: FakeInteraction) -> bool:
-    """The bot has journaled the job and shows its status (queued or painting) with a Cancel button."""
+    """The bot has journaled the job and shows its status (queued or painting) with a Cancel button; the
+    status message is deleted once the result is posted as a new message."""
     original = interaction.original
-    return original is not None and not original.loading and not is_finished(original)
+    return original is not None and not original.deleted and not original.loading and not is_finished(original)
 
 
 def public_messages(interaction: FakeInteraction) -> list[FakeMessage]:
