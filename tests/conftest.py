@@ -19,6 +19,22 @@ def shared_images() -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def content(shared_images):
+    """The photo most tests paint: Chelsea the cat."""
+    from PIL import Image
+
+    return Image.open(shared_images / "content" / "chelsea.jpg").convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def style(shared_images):
+    """The painting most tests paint in: Van Gogh's Wheat Field with Cypresses."""
+    from PIL import Image
+
+    return Image.open(shared_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").convert("RGB")
+
+
 @pytest.fixture(scope="session")
 def random_vgg():
     """VGG-19 features with seeded random weights, asked for explicitly; frozen, so safe to share."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from stylizer.transfer import (
     DEFAULT_CONTENT_LAYERS,
@@ -27,16 +26,6 @@ pytestmark = [
 ]
 
 WEIGHTS = {"content_weight": 1e4, "style_weight": 1e8}
-
-
-@pytest.fixture(scope="module")
-def content(shared_images) -> Image.Image:
-    return Image.open(shared_images / "content" / "chelsea.jpg").convert("RGB")
-
-
-@pytest.fixture(scope="module")
-def style(shared_images) -> Image.Image:
-    return Image.open(shared_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").convert("RGB")
 
 
 def losses_on(device: str, precision: str, net, content, style, images: torch.Tensor) -> torch.Tensor:

@@ -24,16 +24,6 @@ WEIGHTS = {"content_weight": 1e4, "style_weight": 1e8}
 
 
 @pytest.fixture(scope="module")
-def content(shared_images) -> Image.Image:
-    return Image.open(shared_images / "content" / "chelsea.jpg").convert("RGB")
-
-
-@pytest.fixture(scope="module")
-def style(shared_images) -> Image.Image:
-    return Image.open(shared_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").convert("RGB")
-
-
-@pytest.fixture(scope="module")
 def other_style(shared_images) -> Image.Image:
     return Image.open(shared_images / "style" / "turner_shipwreck.jpg").convert("RGB")
 
