@@ -38,7 +38,9 @@ STAND_IN = SHARED / "weights" / "vgg16_imagenet_as_vgg19.pth"
 # name -> stylize() options
 OPTIMISERS = {
     "adam": {"optimizer": "adam"},
+    "adam, cosine decay": {"optimizer": "adam", "final_rate": 0.02},
     "adam, no guard": {"optimizer": "adam", "safeguard": False},
+    "hybrid": {"optimizer": "hybrid"},
     "lbfgs": {"optimizer": "lbfgs"},
     "lbfgs, no guard": {"optimizer": "lbfgs", "safeguard": False},
 }
@@ -107,8 +109,8 @@ def plot(args) -> None:
             per_eval = list(zip(*run["losses"], strict=True))
             for strength, values in zip(one["strengths"], per_eval, strict=True):
                 axis.plot(range(1, len(values) + 1), values, label=f"{name}, strength {strength}",
-                          linestyle="-" if "no guard" not in name else ":",
-                          color={"adam": "C0", "lbfgs": "C1"}[run["options"]["optimizer"]],
+                          linestyle=":" if "no guard" in name else "--" if "decay" in name else "-",
+                          color={"adam": "C0", "lbfgs": "C1", "hybrid": "C2"}[run["options"]["optimizer"]],
                           alpha=0.4 + 0.6 * (strength == one["strengths"][len(one["strengths"]) // 2]))
         axis.set_yscale("log")
         axis.set_xlabel("evaluations (one VGG forward + backward per picture)")

@@ -1,8 +1,7 @@
 """Redo vs fresh: the painting time and referee loss of a More-style redo and a Variant at full size.
 
 Every job goes through ``stylizer.executor.runner.run_job``, as in the bot's worker, with the bot's default
-steps for each size (bot.config.StyleConfig) and the style weight the runner balances for the stand-in
-ImageNet weights. A source strip is painted first (strength 5, ``--size``); then, each against a fresh job
+steps for each size (bot.config.StyleConfig) and the strengths the stylizer calibrates for the pair. A source strip is painted first (strength 5, ``--size``); then, each against a fresh job
 with the same settings:
 
 * More style: the strip at strength 6 given the source's tiles (all but one reused, the missing strength
@@ -10,7 +9,8 @@ with the same settings:
 * Variant at full size: one variant (strength 5) at ``--full-size`` given the source's tiles (fine level
   only, from the tile upsampled) vs that variant painted fresh.
 
-Losses are the referee's (../shared/bench/gatys_reference.py) of the delivered 8-bit tiles. The last line is
+Losses are the referee's (../shared/bench/gatys_reference.py) of the delivered 8-bit tiles, at the style
+weight the job reports for that tile (redo and fresh calibrate the same weight: the same pair and size). The last line is
 one JSON object. Not a test: run it on a quiet machine (``flock /tmp/cpu.lock``).
 
     .venv/bin/python benchmarks/redo.py --size 256 --full-size 512 --out /tmp/redo
@@ -40,7 +40,6 @@ import gatys_reference as referee_module  # noqa: E402
 from bot.config import StyleConfig  # noqa: E402
 from stylizer.executor.base import Job, JobDone, JobOptions  # noqa: E402
 from stylizer.executor.runner import run_job  # noqa: E402
-from stylizer.strength import BALANCED_STYLE_WEIGHT, style_factor  # noqa: E402
 from stylizer.transfer import pil_to_tensor, resize_longest  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
@@ -68,14 +67,14 @@ def tile(done: JobDone, strength: int) -> Image.Image:
     return image.convert("RGB")
 
 
-def referee_loss(net, content: Image.Image, style: Image.Image, image: Image.Image, size: int,
-                 strength: int) -> float:
+def referee_loss(net, content: Image.Image, style: Image.Image, done: JobDone, size: int, strength: int) -> float:
     referee = referee_module.Referee(
         net,
         pil_to_tensor(resize_longest(content, size), "cpu"),
         pil_to_tensor(resize_longest(style, size), "cpu"),
-        BALANCED_STYLE_WEIGHT * style_factor(strength),
+        done.style_weights[done.strengths.index(strength)],
     )
+    image = tile(done, strength)
     return referee.score(pil_to_tensor(image, "cpu"))[0]
 
 
@@ -104,7 +103,7 @@ def main() -> None:
         options = JobOptions(strength=strength, variants=variants, size=size, steps=steps[size], seed=0)
         job = Job(job_id=name, content=content_bytes, style=style_bytes, options=options, painted=painted)
         row = Row(name, size, run_job(job, net, device="cpu", previews=False), compared)
-        row.loss = referee_loss(referee_net, content, style, tile(row.done, compared), size, compared)
+        row.loss = referee_loss(referee_net, content, style, row.done, size, compared)
         print(f"{name}: {row.done.seconds:.1f} s, {row.painted} painted, loss {row.loss:.2f}", flush=True)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,9 @@ loaded into the stylizer's net), and every output is scored by the referee of
 
 The losses printed are those of the delivered 8-bit images, whatever the stop rule aimed for. The last line is
 one JSON object. Every row gives its seconds per picture-evaluation (one VGG forward + backward of one picture;
-the stylizer's coarse levels are cheaper ones) and the load average around it; when the load changed by more
-than 30 % between rows a warning says so, since the rows then did not run on the same machine.
+the stylizer's coarse levels are cheaper ones), the load average around it and the share of the cores the process
+got (CPU time / wall time / threads); when that share changed by more than 30 % between rows a warning says so,
+since the rows then did not run on an equally busy machine.
 
     flock /tmp/cpu.lock .venv/bin/python benchmarks/speed.py --size 256
     flock /tmp/cpu.lock .venv/bin/python benchmarks/speed.py --size 256 --baseline line-search --skip-strip
@@ -96,6 +97,11 @@ class Run:
     cpu_s: float
     peak_mib: float
     load: float = 0.0  # one-minute load average, mean of before and after
+
+
+def cpu_share(run: Run) -> float:
+    """The share of this process's threads' time it actually ran: about 1 when nothing else competed."""
+    return run.cpu_s / max(run.wall_s * torch.get_num_threads(), 1e-9)
 
 
 def load_average() -> float:
@@ -315,13 +321,13 @@ def main() -> None:
     summary["at_or_below_baseline_loss"] = every_loss_ok
 
     print(
-        f"{'run':<16} {'images':>6} {'evals':>6} {'wall s':>8} {'CPU s':>8} {'s/eval':>7} {'load':>5} "
+        f"{'run':<16} {'images':>6} {'evals':>6} {'wall s':>8} {'CPU s':>8} {'s/eval':>7} {'load':>5} {'cores':>5} "
         f"{'peak MiB':>9}  referee loss per image"
     )
     for name, images, evaluations, run, losses in rows:
         print(
             f"{name:<16} {images:>6} {evaluations:>6} {run.wall_s:>8.2f} {run.cpu_s:>8.2f} "
-            f"{run.wall_s / max(evaluations, 1):>7.3f} {run.load:>5.2f} {run.peak_mib:>9.0f}  "
+            f"{run.wall_s / max(evaluations, 1):>7.3f} {run.load:>5.2f} {cpu_share(run):>5.0%} {run.peak_mib:>9.0f}  "
             + " ".join(f"{loss:.4g}" for loss in losses)
         )
     summary["rows"] = [
@@ -330,11 +336,15 @@ def main() -> None:
          "load": round(run.load, 2)}
         for name, images, evaluations, run, _ in rows
     ]
-    loads = [run.load for _, _, _, run, _ in rows]
-    if max(loads) > (1 + LOAD_CHANGE_WARNING) * max(min(loads), 0.1):
-        print(f"WARNING: the load average changed from {min(loads):.2f} to {max(loads):.2f} between rows (more "
-              f"than {LOAD_CHANGE_WARNING:.0%}): the rows did not run on an equally busy machine; rerun before "
-              "quoting the ratios")
+    # The load average lags by a minute and counts this process's own threads, so a row that starts on an idle
+    # machine reads lower than the next on the same machine (1.49 against 1.94 for two rows that both had 98 %
+    # of the cores). The share of the cores this process got says directly whether someone else took some.
+    shares = [cpu_share(run) for _, _, _, run, _ in rows]
+    summary["cpu_share"] = [round(share, 3) for share in shares]
+    if device.type == "cpu" and min(shares) < (1 - LOAD_CHANGE_WARNING) * max(shares):
+        print(f"WARNING: this process got {min(shares):.0%} to {max(shares):.0%} of the cores between rows (a "
+              f"change of more than {LOAD_CHANGE_WARNING:.0%}): the rows did not run on an equally busy machine; "
+              "rerun before quoting the ratios")
         summary["load_warning"] = True
     print(
         f"ratio single {summary['ratio_single']:.2f}x (CPU time {summary['ratio_single_cpu']:.2f}x)"

@@ -45,11 +45,15 @@ DEFAULT_STYLE_LAYERS = tuple(STYLE_LAYERS)
 # (fraction of the output size, fraction of the steps); levels smaller than MIN_LEVEL_SIDE are skipped.
 DEFAULT_SCHEDULE = ((0.25, 0.1), (0.5, 0.15), (1.0, 0.75))
 HISTORY_BUDGET_BYTES = 2 * 2**30
+HYBRID_ADAM_STEPS = 20
+HYBRID_WARM_ADAM_STEPS = 5
 MIN_HISTORY = 3  # fewer pairs and L-BFGS degenerates into scaled gradient descent
 # The style weight at DEFAULT_STRENGTH in units of the pair's balance (see Balance): measured on the 16 shared
 # pairs with the stand-in ImageNet weights (docs/benchmarks.md, benchmarks/strength_table.py).
 BALANCED_RELATIVE_STYLE_WEIGHT = 100.0
-# Below this relu5_1 is a few pixels wide: measured at 128 px, a 64 px pass first cost more than it saved.
+# Below this relu5_1 is a few pixels wide, and its Gram matrix holds the painting's layout: a 64 px level first
+# (hybrid optimiser, 200 steps at 128 px) lowered the loss but chelsea + Van Gogh lost the cat to the wheat
+# field at strength 5, also with the balance calibrated again at 64 px.
 MIN_LEVEL_SIDE = 128
 # A bf16 loss this close above its target is scored again without autocast before the variant may freeze,
 # and that fp32 score decides: a variant frozen on its bf16 loss alone can end above the loss it aimed for.
@@ -441,9 +445,13 @@ class BatchedAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         bounds: tuple[float, float] = (0.0, 1.0),
+        steps: int | None = None,
+        final_rate: float = 1.0,
     ):
         self.x = images
         self.learning_rate = learning_rate
+        self.steps = steps
+        self.final_rate = final_rate
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.low, self.high = bounds
@@ -470,10 +478,32 @@ class BatchedAdam:
         self.square = torch.where(learning.view(shape), decayed_square, self.square)
         mean_hat = self.mean / (1 - self.beta1**self.count)
         square_hat = self.square / (1 - self.beta2**self.count)
-        rate = self.learning_rate if scale is None else self.learning_rate * scale.view(shape)
+        rate = self.learning_rate * self._decay()
+        rate = rate if scale is None else rate * scale.view(shape)
         update = rate * mean_hat / (square_hat.sqrt() + self.eps)
         self.x.data.sub_(torch.where(moving, update, torch.zeros_like(update)).to(self.x.dtype))
         self.x.data.clamp_(self.low, self.high)
+
+    def _decay(self) -> float:
+        """Cosine from 1 at the first step to ``final_rate`` at the last of ``steps``."""
+        if self.steps is None or self.steps <= 1 or self.final_rate == 1.0:
+            return 1.0
+        progress = min(1.0, (self.count - 1) / (self.steps - 1))
+        return self.final_rate + (1 - self.final_rate) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class AdamThenLBFGS:
+    """Adam's first steps, then L-BFGS: Adam's pixel-sized steps move every variant off the photo steadily,
+    where L-BFGS's first steps overshoot by orders of magnitude; L-BFGS then converges faster from there."""
+
+    def __init__(self, adam: BatchedAdam, lbfgs: BatchedLBFGS, adam_steps: int):
+        self.adam, self.lbfgs, self.adam_steps = adam, lbfgs, adam_steps
+        self.count = 0
+
+    def step(self, grad, active, scale=None, undone=None) -> None:
+        self.count += 1
+        optimiser = self.adam if self.count <= self.adam_steps else self.lbfgs
+        optimiser.step(grad, active, scale, undone)
 
 
 def _levels(size: int, steps: int, schedule: Sequence[Sequence[float]],
@@ -549,6 +579,7 @@ def stylize(
     schedule: Sequence[Sequence[float]] = DEFAULT_SCHEDULE,
     optimizer: str = "adam",
     learning_rate: float = 0.05,
+    final_rate: float = 1.0,
     history_size: int = 100,
     target_loss: float | Sequence[float] | None = None,
     precision: str = "auto",
@@ -625,14 +656,16 @@ def stylize(
     levels = _levels(size, steps, schedule, too_thin, coarse_at_cost=targets is not None)
     total_steps = sum(level_steps for _, level_steps, _ in levels)
     if max_batch_pixels is None:
-        # CPU: one image per pass keeps activations in cache-friendly sizes (5 x 256^2 in one pass costs
-        # twice 5 single passes on 2 cores). CUDA: enough for 5 variants at 1024 px in one pass.
-        max_batch_pixels = 5 * 1024 * 1024 if dev.type == "cuda" else 128 * 128
+        # CPU: 5 variants at up to 256 px in one pass; measured on the 2-core EPYC with bf16, 20 steps of 5
+        # variants took 6.6 s in one pass against 8.9 s one picture at a time at 128 px, 26.0 against 32.3 s
+        # at 256 px. CUDA: enough for 5 variants at 1024 px in one pass.
+        max_batch_pixels = 5 * 1024 * 1024 if dev.type == "cuda" else 5 * 256 * 256
     run = _Run(
         net=net, mode=mode, device=dev, content=content, output=output, style_images=style_images, blend=blend,
         style_scale=style_scale, size=size, content_layers=content_layers, style_layers=style_layers,
         content_weight=content_weight, style_weights=torch.tensor(weights, dtype=torch.float32, device=dev),
-        tv_weight=tv_weight, optimizer=optimizer, learning_rate=learning_rate, history_size=history_size,
+        tv_weight=tv_weight, optimizer=optimizer, learning_rate=learning_rate, final_rate=final_rate,
+        history_size=history_size,
         safeguard=safeguard, max_batch_pixels=max_batch_pixels,
         targets=torch.tensor(targets, dtype=torch.float32, device=dev) if targets is not None else None,
         cancel=cancel, total_steps=total_steps, init_images=init_images,
@@ -665,11 +698,39 @@ def stylize(
                          losses=final_losses, timings=timings, params=params)
 
 
+def calibrated_style_weights(
+    content: Image.Image,
+    styles: Image.Image | Sequence[Image.Image],
+    strengths: Sequence[int],
+    *,
+    net: nn.Sequential,
+    size: int,
+    content_weight: float = 1.0,
+    style_blend: Sequence[float] | None = None,
+    style_scale: float = 1.0,
+    preserve_colors: bool = False,
+    device: str | torch.device = "auto",
+) -> list[float]:
+    """The raw style weights stylize() gives ``strengths`` of this pair at ``size``, without painting (one
+    VGG pass): for a strip whose tiles were all painted before."""
+    style_images = [styles] if isinstance(styles, Image.Image) else list(styles)
+    style_images = [image.convert("RGB") for image in style_images]
+    if preserve_colors:
+        style_images = [luminance_only(image) for image in style_images]
+    dev = resolve_device(device)
+    net = _net_on(net, dev, channels_last=False)
+    output = resize_longest(content.convert("RGB"), size)
+    blend = _normalised_blend(style_blend, len(style_images))
+    balance = _balance(net, output, style_images, blend, size, style_scale, DEFAULT_CONTENT_LAYERS,
+                       DEFAULT_STYLE_LAYERS)
+    return [balance.style_weight(strength, content_weight) for strength in strengths]
+
+
 def _check_choices(style_images: list[Image.Image], optimizer: str, init: str, steps: int, size: int) -> None:
     if not style_images:
         raise ValueError("at least one style image is needed")
-    if optimizer not in ("adam", "lbfgs"):
-        raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    if optimizer not in ("adam", "lbfgs", "hybrid"):
+        raise ValueError(f"optimizer must be 'adam', 'lbfgs' or 'hybrid', got {optimizer!r}")
     if init not in ("content", "noise"):
         raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
     if steps < 1 or size < 1:
@@ -729,6 +790,7 @@ class _Run:
     tv_weight: float
     optimizer: str
     learning_rate: float
+    final_rate: float
     history_size: int
     safeguard: bool
     max_batch_pixels: int
@@ -774,13 +836,17 @@ def _paint_level(run: _Run, side: int, level_steps: int, scale: float, x, previo
     stage = _stage_name(scale)
     objective, level_content = _objective_at(run, side)
     count = run.style_weights.shape[0]
+    from_photo = x is None and run.init_images is None
     x = _start_images(x, previous_content, level_content, count, init, generator, run.init_images)
     if run.optimizer == "adam":
-        optimiser = BatchedAdam(x, run.learning_rate)
+        optimiser = BatchedAdam(x, run.learning_rate, steps=level_steps, final_rate=run.final_rate)
     else:
         history = _history_that_fits(run.history_size, x, run.device)
         run.history_used.append(history)
         optimiser = BatchedLBFGS(x, history)
+        if run.optimizer == "hybrid":
+            adam_steps = HYBRID_ADAM_STEPS if from_photo else HYBRID_WARM_ADAM_STEPS
+            optimiser = AdamThenLBFGS(BatchedAdam(x, run.learning_rate), optimiser, adam_steps)
     # ``active`` lives on the device for the optimiser; ``frozen`` is its host mirror, so that no step waits
     # for the device to say which chunks still move (one read per step, only while freezing).
     active = torch.ones(count, dtype=torch.bool, device=run.device)
@@ -857,6 +923,7 @@ def _params_record(run: _Run, levels, schedule, weights: list[float], choices: d
         "precision": run.mode.name,
         "optimizer": run.optimizer,
         "learning_rate": run.learning_rate if run.optimizer == "adam" else None,
+        "final_rate": run.final_rate if run.optimizer == "adam" else None,
         "history_size": run.history_used or None,
         "safeguard": run.safeguard,
         "undone_steps": run.undone_steps if run.safeguard else None,
@@ -935,11 +1002,9 @@ def _start_images(
         if init_images is not None:
             if len(init_images) != count:
                 raise ValueError(f"init_images needs one entry (or None) per variant: {count}, not {len(init_images)}")
-            height, width = content.shape[-2:]
             for index, image in enumerate(init_images):
                 if image is not None:
-                    resized = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-                    start[index] = pil_to_tensor(resized, content.device)[0]
+                    start[index] = _warm_start(image, content)[0]
         return start.contiguous()
     height, width = content.shape[-2:]
     upsampled = F.interpolate(previous, size=(height, width), mode="bicubic", align_corners=False)
@@ -948,6 +1013,22 @@ def _start_images(
         blurred = F.interpolate(previous_content, size=(height, width), mode="bicubic", align_corners=False)
         upsampled = upsampled + (content - blurred)
     return upsampled.clamp(0, 1).contiguous()
+
+
+def _warm_start(image: Image.Image, content: torch.Tensor) -> torch.Tensor:
+    """A painted picture as the start of a level of ``content``'s size. One painted smaller is upsampled with
+    the photo's detail it never saw put back, as between levels: measured on an Upscale (256 -> 512 px), the
+    plain upsampled tile ended 13 % above a fresh paint's loss (docs/benchmarks.md, "Redo")."""
+    height, width = content.shape[-2:]
+    painted = pil_to_tensor(image, content.device)
+    if painted.shape[-2:] == (height, width):
+        return painted
+    if image.width >= width:
+        return pil_to_tensor(image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS), content.device)
+    upsampled = F.interpolate(painted, size=(height, width), mode="bicubic", align_corners=False)
+    small = F.interpolate(content, size=painted.shape[-2:], mode="bicubic", antialias=True, align_corners=False)
+    blurred = F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False)
+    return (upsampled + (content - blurred)).clamp(0, 1)
 
 
 def _history_that_fits(history_size: int, images: torch.Tensor, device: torch.device) -> int:

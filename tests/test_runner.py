@@ -275,6 +275,16 @@ def test_a_redo_whose_strip_is_all_painted_paints_nothing(photos, random_vgg):
     assert redo.strengths[redo.chosen] == 9 and redo.params["steps"] == 0
 
 
+def test_a_calibrated_strip_reused_whole_reports_the_weights_a_fresh_paint_calibrates(photos, random_vgg):
+    calibrated = {"style_weight": None, "content_weight": 1.0}
+    source = run_job(make_job(photos, strength=10, variants=3, **calibrated), random_vgg, device="cpu")
+    job = make_job(photos, strength=9, variants=3, **calibrated)
+    redo = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu")
+    assert redo.reused == (8, 9, 10) and redo.params["steps"] == 0
+    assert redo.style_weights == pytest.approx(source.style_weights, rel=1e-5)
+    assert redo.style_weights[1] == pytest.approx(2 * redo.style_weights[0], rel=1e-5)
+
+
 def test_a_painted_tile_that_is_not_a_png_is_an_internal_failure(photos, random_vgg):
     buffer = io.BytesIO()
     Image.new("RGB", (48, 32)).save(buffer, format="JPEG")

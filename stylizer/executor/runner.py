@@ -22,7 +22,14 @@ from stylizer.executor.reuse import PaintedTile, ReusePlan, decode_painted, enco
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
 from stylizer.strength import check_strength, strength_label, strip_strengths, style_factor
 from stylizer.strip import encode_within, make_strip
-from stylizer.transfer import Cancelled, Progress, StylizeResult, resize_longest, stylize
+from stylizer.transfer import (
+    Cancelled,
+    Progress,
+    StylizeResult,
+    calibrated_style_weights,
+    resize_longest,
+    stylize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +117,13 @@ def run_job(
             cancel=cancelled,
         )
 
+    def calibrate(tile_strengths: tuple[int, ...]) -> list[float]:
+        return calibrated_style_weights(content, style, tile_strengths, net=net, size=options.size,
+                                        content_weight=options.content_weight,
+                                        preserve_colors=options.preserve_colors, device=device)
+
     (plan, result), note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
-    return _job_done(job, content, style, strengths, painted, plan, result, started, note)
+    return _job_done(job, content, style, strengths, painted, plan, result, started, note, calibrate)
 
 
 def _weighting(options, to_paint: tuple[int, ...]) -> dict:
@@ -145,21 +157,21 @@ def _paint_with_memory_retry(paint, check_both_paintable, size: int, job_id: str
     return paint(smaller), note
 
 
-def _style_weights(options, strengths: tuple[int, ...], plan: ReusePlan,
-                   result: StylizeResult | None) -> tuple[float, ...]:
+def _style_weights(options, strengths: tuple[int, ...], plan: ReusePlan, result: StylizeResult | None,
+                   calibrate: Callable[[tuple[int, ...]], list[float]]) -> tuple[float, ...]:
     """The raw style weight of every tile: the lattice doubles it per strength, so the tiles painted now
-    give it for the reused ones too (NaN when a calibrated strip was reused whole and nothing was painted)."""
+    give it for the reused ones too; a strip reused whole is calibrated again (one VGG pass)."""
     if options.style_weight is not None:
         return tuple(options.style_weight * style_factor(s, options.strength) for s in strengths)
     if result is None:
-        return tuple(float("nan") for _ in strengths)
+        return tuple(calibrate(strengths))
     base = result.style_weights[0] / style_factor(plan.to_paint[0], options.strength)
     return tuple(base * style_factor(s, options.strength) for s in strengths)
 
 
 def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tuple[int, ...],
               painted: dict[int, PaintedTile], plan: ReusePlan, result: StylizeResult | None,
-              started: float, note: str | None) -> JobDone:
+              started: float, note: str | None, calibrate: Callable[[tuple[int, ...]], list[float]]) -> JobDone:
     """The strip of the tiles given and the tiles painted now, encoded for the user and for a later redo."""
     options = job.options
     painted_now = dict(zip(plan.to_paint, result.images, strict=True)) if result is not None else {}
@@ -184,7 +196,7 @@ def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tup
         image_size=_encoded_size(image_bytes),
         strip_size=_encoded_size(strip_bytes),
         strengths=strengths,
-        style_weights=_style_weights(options, strengths, plan, result),
+        style_weights=_style_weights(options, strengths, plan, result, calibrate),
         chosen=chosen,
         tiles=tiles,
         reused=plan.reused,
