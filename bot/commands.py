@@ -13,7 +13,7 @@ from discord import app_commands
 
 from bot import messages
 from bot.config import Config
-from bot.intake import Intake, answer_privately, attachment_info, output_budget
+from bot.intake import Intake, answer_privately, attachment_info, may_be_an_image, output_budget
 from bot.memory import StyleMemory
 from bot.request import Request
 from stylizer.strength import MAX_STRENGTH, MIN_STRENGTH
@@ -28,7 +28,9 @@ def random_seed(seed: int | None) -> int:
 
 
 def first_image(message: discord.Message) -> discord.Attachment | None:
-    return next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
+    declared = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+    untyped = [a for a in message.attachments if may_be_an_image(a.content_type)]
+    return next(iter(declared or untyped), None)
 
 
 class Commands:

@@ -33,6 +33,13 @@ def output_budget(interaction: discord.Interaction) -> int:
     return max(64 * 1024, interaction.filesize_limit // 2 - UPLOAD_OVERHEAD_BYTES)
 
 
+def may_be_an_image(content_type: str | None) -> bool:
+    """Discord's declared type rules out what is declared otherwise; it leaves the type out when it could not
+    tell from the name (a picture saved without an extension), and then the decoder, which reads the bytes
+    and answers in words, decides."""
+    return content_type is None or content_type.startswith("image/")
+
+
 def attachment_info(role: str, attachment: discord.Attachment) -> AttachmentInfo:
     return AttachmentInfo(role=role, url=attachment.url, size=attachment.size,
                           content_type=attachment.content_type, filename=attachment.filename)
@@ -74,7 +81,7 @@ class Intake:
         return not discord_config.allowed_channels or interaction.channel_id in discord_config.allowed_channels
 
     def attachment_problem(self, attachment: AttachmentInfo) -> str | None:
-        if not (attachment.content_type or "").startswith("image/"):
+        if not may_be_an_image(attachment.content_type):
             return messages.attachment_not_image(attachment.filename)
         limit = self.config.limits.max_attachment_bytes
         if attachment.size > limit:

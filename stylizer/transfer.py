@@ -45,6 +45,8 @@ DEFAULT_STYLE_LAYERS = tuple(STYLE_LAYERS)
 # (fraction of the output size, fraction of the steps); levels smaller than MIN_LEVEL_SIDE are skipped.
 DEFAULT_SCHEDULE = ((0.25, 0.1), (0.5, 0.15), (1.0, 0.75))
 HISTORY_BUDGET_BYTES = 2 * 2**30
+# Adam at 100 steps is what strength was calibrated on, and what keeps the photo at 128 px (docs/benchmarks.md).
+DEFAULT_OPTIMIZER = "adam"
 HYBRID_ADAM_STEPS = 20
 HYBRID_WARM_ADAM_STEPS = 5
 MIN_HISTORY = 3  # fewer pairs and L-BFGS degenerates into scaled gradient descent
@@ -577,9 +579,10 @@ def stylize(
     preview_size: int | None = None,
     cancel: Callable[[], bool] | None = None,
     schedule: Sequence[Sequence[float]] = DEFAULT_SCHEDULE,
-    optimizer: str = "adam",
+    optimizer: str = DEFAULT_OPTIMIZER,
     learning_rate: float = 0.05,
     final_rate: float = 1.0,
+    iterate_average: float = 0.0,
     history_size: int = 100,
     target_loss: float | Sequence[float] | None = None,
     precision: str = "auto",
@@ -665,6 +668,7 @@ def stylize(
         style_scale=style_scale, size=size, content_layers=content_layers, style_layers=style_layers,
         content_weight=content_weight, style_weights=torch.tensor(weights, dtype=torch.float32, device=dev),
         tv_weight=tv_weight, optimizer=optimizer, learning_rate=learning_rate, final_rate=final_rate,
+        iterate_average=iterate_average,
         history_size=history_size,
         safeguard=safeguard, max_batch_pixels=max_batch_pixels,
         targets=torch.tensor(targets, dtype=torch.float32, device=dev) if targets is not None else None,
@@ -791,6 +795,7 @@ class _Run:
     optimizer: str
     learning_rate: float
     final_rate: float
+    iterate_average: float
     history_size: int
     safeguard: bool
     max_batch_pixels: int
@@ -854,6 +859,8 @@ def _paint_level(run: _Run, side: int, level_steps: int, scale: float, x, previo
     frozen = [False] * count
     freezes = run.targets is not None and scale >= 1.0
     chunks = _chunks(count, x.shape[-1] * x.shape[-2], run.max_batch_pixels)
+    averaging = run.iterate_average > 0 and scale >= 1.0
+    average, averaged = torch.zeros_like(x), 0
     for _ in range(level_steps):
         if run.cancel is not None and run.cancel():
             raise Cancelled("stylize() was cancelled")
@@ -868,6 +875,9 @@ def _paint_level(run: _Run, side: int, level_steps: int, scale: float, x, previo
                 for index in newly:
                     frozen[index] = True
                 active[newly] = False
+        if averaging:
+            average.mul_(run.iterate_average).add_(x.detach(), alpha=1 - run.iterate_average)
+            averaged += 1
         run.step_number += 1
         run.evaluations += (side / run.size) ** 2
         if freezes and all(frozen):
@@ -879,6 +889,8 @@ def _paint_level(run: _Run, side: int, level_steps: int, scale: float, x, previo
         # The last step was never evaluated: each variant leaves the level at its best point.
         x.data.copy_(guard.best)
         run.undone_steps.append(guard.undone.tolist())
+    if averaging and averaged:
+        x.data.copy_(average / (1 - run.iterate_average**averaged))
     return x, level_content
 
 
@@ -924,6 +936,7 @@ def _params_record(run: _Run, levels, schedule, weights: list[float], choices: d
         "optimizer": run.optimizer,
         "learning_rate": run.learning_rate if run.optimizer == "adam" else None,
         "final_rate": run.final_rate if run.optimizer == "adam" else None,
+        "iterate_average": run.iterate_average,
         "history_size": run.history_used or None,
         "safeguard": run.safeguard,
         "undone_steps": run.undone_steps if run.safeguard else None,

@@ -249,6 +249,7 @@ def test_a_more_style_redo_takes_the_shared_tiles_as_they_are_and_paints_only_th
     assert redo.tiles[:2] == source.tiles[1:]  # byte for byte: nothing repainted
     assert redo.params["warm_from"] == {"7": 6}
     assert redo.params["steps"] == 4 and [level["stage"] for level in redo.params["levels"]] == ["fine"]
+    assert redo.params["optimizer"] == "lbfgs" and source.params["optimizer"] == "adam"  # a refinement
     assert redo.style_weights == (1e8, 2e8, 4e8) and redo.strengths[redo.chosen] == 6
     assert decoded(redo.tiles[2]).tobytes() != decoded(source.tiles[2]).tobytes()
 

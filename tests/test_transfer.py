@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from stylizer.transfer import Cancelled, Progress, pil_to_tensor, stylize
+from stylizer.transfer import Cancelled, Progress, _warm_start, pil_to_tensor, stylize
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 sys.path.insert(0, str(SHARED / "bench"))
@@ -371,7 +372,7 @@ def test_a_bf16_run_stops_at_its_targets(random_vgg, content, style, monkeypatch
 
 
 def test_init_images_warm_start_only_their_own_variants(random_vgg, content, style):
-    warm = Image.new("RGB", (10, 10), (250, 0, 0))  # any size: it is resized to the level
+    warm = Image.new("RGB", (80, 80), (250, 0, 0))  # larger than the level: it is resized to it
     result = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, learning_rate=1e-6,
                      schedule=((1.0, 1.0),), init_images=[None, warm], **WEIGHTS)
     cold, warmed = (pixels(image).mean(axis=(0, 1)) for image in result.images)
@@ -379,6 +380,18 @@ def test_init_images_warm_start_only_their_own_variants(random_vgg, content, sty
     assert abs(cold[0] - pixels(resize(content, 32)).mean(axis=(0, 1))[0]) < 3  # still the photo
     with pytest.raises(ValueError, match="one entry"):
         stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, init_images=[warm], **WEIGHTS)
+
+
+def test_a_picture_painted_smaller_starts_a_larger_paint_with_the_photos_detail_put_back(content):
+    # An Upscale starts from its small tile: plain upsampling would hand the fine level a blurred photo.
+    photo = pil_to_tensor(resize(content, 96), "cpu")
+    small_photo = resize(content, 48)
+    start = _warm_start(small_photo, photo)
+    blurred = F.interpolate(pil_to_tensor(small_photo, "cpu"), size=photo.shape[-2:], mode="bicubic")
+    assert start.shape == photo.shape
+    assert (start - photo).abs().mean() < 0.25 * (blurred.clamp(0, 1) - photo).abs().mean()
+    same_size = resize(content, 96)
+    assert torch.equal(_warm_start(same_size, photo), photo)  # a tile at the level's size is taken as it is
 
 
 def test_a_warm_start_from_a_neighbouring_strength_reaches_a_fresh_paints_loss_in_fewer_steps(

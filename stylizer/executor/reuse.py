@@ -16,16 +16,21 @@ from dataclasses import dataclass
 from PIL import Image
 
 from stylizer.images import ImageLimits, InvalidImage, load_image
-from stylizer.transfer import DEFAULT_SCHEDULE
+from stylizer.transfer import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULE
 
 # Shares of the job's steps for a warm start, measured with real ImageNet features (docs/benchmarks.md, "Redo").
 # From the neighbouring strength at the same size, fine-only steps to reach a fresh paint's referee loss:
 # 57 and 63 of 150 at 256 px (strength 7 -> 8, 3 -> 2), 22 of 60 at 96 px.
 NEIGHBOUR_STEPS_SHARE = 0.4
-# From the same strength at half the size (Upscale): 89 of 150 at 256 px reached the fresh loss, which would
-# cost ~70 % of a fresh paint; 0.4 keeps it near half the time and its loss a little above (see the table).
-UPSCALED_STEPS_SHARE = 0.4
+# From the same strength at half the size (Upscale), started from the tile upsampled with the photo's detail
+# put back and refined by L-BFGS: 60 of 150 steps at 256 px ended 2 % below a fresh paint's loss; a fresh paint
+# spends about 0.8 of its steps' cost at full size, so 0.35 keeps an Upscale under half of it.
+UPSCALED_STEPS_SHARE = 0.35
 FINE_ONLY = ((1.0, 1.0),)
+# A warm start refines a picture that is nearly there: L-BFGS's steps follow the gradient's size, where Adam's
+# first steps move every pixel by its learning rate. From a 128 px tile to 256 px, 60 fine-only steps
+# against a fresh paint's 150 (referee loss 11.32): L-BFGS 11.08, the hybrid 11.32, Adam 13.04 (lr 0.02: 14.36).
+WARM_START_OPTIMIZER = "lbfgs"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class ReusePlan:
     warm_from: dict[int, int]  # strength to paint -> the painted strength it starts from
     steps: int
     schedule: Sequence[Sequence[float]]  # coarse to fine from the photo, or fine only from painted tiles
+    optimizer: str = DEFAULT_OPTIMIZER
 
     def starts(self, tiles: Mapping[int, PaintedTile]) -> list[Image.Image | None] | None:
         """stylize's ``init_images`` for ``to_paint``; None when every one of them starts cold."""
@@ -82,7 +88,7 @@ def plan_reuse(
         distance = abs(source - strength)
         resized = tiles[source].image.size != output_size
         share = max(share, min(1.0, NEIGHBOUR_STEPS_SHARE * distance), UPSCALED_STEPS_SHARE if resized else 0.0)
-    return ReusePlan(reused, to_paint, warm_from, max(1, round(steps * share)), FINE_ONLY)
+    return ReusePlan(reused, to_paint, warm_from, max(1, round(steps * share)), FINE_ONLY, WARM_START_OPTIMIZER)
 
 
 def encode_png(image: Image.Image) -> bytes:

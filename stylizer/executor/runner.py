@@ -104,6 +104,7 @@ def run_job(
             size=size,
             steps=plan.steps,
             schedule=plan.schedule,
+            optimizer=plan.optimizer,
             init_images=plan.starts(painted),
             content_weight=options.content_weight,
             tv_weight=options.tv_weight,

@@ -74,6 +74,16 @@ async def test_an_image_served_with_a_wrong_content_type_header_is_painted(fake:
     await wait_result(await stylize(fake, "fuzz-header", content=upload, style=painting(fake)))
 
 
+async def test_a_picture_whose_type_discord_could_not_tell_is_painted_and_untyped_junk_refused_in_words(
+        fake: FakeDiscord, bot: BotProcess):
+    # Discord leaves content_type out when the name does not tell it: a photo saved without an extension.
+    untyped = fake.add_attachment(encode(quadrants(), "PNG"), "IMG_2041")
+    assert "content_type" not in untyped
+    await wait_result(await stylize(fake, "fuzz-untyped", content=untyped, style=painting(fake)))
+    junk = fake.add_attachment(b"not a picture at all" * 50, "notes")
+    assert "notes" in await wait_refused(await stylize(fake, "fuzz-untyped-junk", content=junk))
+
+
 async def test_the_bot_keeps_serving_after_the_corpus(fake: FakeDiscord, bot: BotProcess):
     result = await wait_result(await stylize(fake, "bob"))
     assert max(decode(result.files[0][1]).size) == DEFAULT_SIZE
