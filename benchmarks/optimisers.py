@@ -9,7 +9,8 @@ objective (content 1, style 1e4) with and without the StepGuard. ``--plot`` draw
 
     flock /tmp/cpu.lock .venv/bin/python benchmarks/optimisers.py curves --size 128 --steps 150 \\
         --out benchmarks/results/optimisers_128.json
-    .venv/bin/python benchmarks/optimisers.py plot benchmarks/results/optimisers_128.json docs/optimisers.png
+    .venv/bin/python benchmarks/optimisers.py plot benchmarks/results/optimisers_128_chelsea.json \\
+        benchmarks/results/optimisers_128_rocket.json benchmarks/results/optimisers_256_chelsea.json docs/optimisers.png
 """
 
 from __future__ import annotations

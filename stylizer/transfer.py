@@ -11,8 +11,9 @@ element-wise, and the L-BFGS offered beside it keeps each variant's curvature pa
 ``torch.optim.LBFGS`` over the whole batch would couple them through a shared history and line search).
 Pixels are kept in [0, 1] throughout (projected steps), because that is the image the referee scores and the
 user gets. A StepGuard undoes and shortens, per variant, any step that raised the objective. On real ImageNet
-features the guarded L-BFGS reached lower losses on chelsea + Van Gogh, but its strips were out of order on
-some pairs (strength 10 less painted than 5), which Adam's never were (docs/benchmarks.md).
+features the guarded L-BFGS reached lower losses on chelsea + Van Gogh but stalled on other pairs; the hybrid
+(Adam's first steps, then L-BFGS) is lowest on every pair measured. Adam stays the default: strength is
+calibrated on it, and at 128 px a converged picture copies the painting's layout (docs/benchmarks.md).
 
 Speed: the picture is first painted at a fraction of the size (cheap VGG passes settle the large structures)
 and then refined at full size. On CUDA, and on CPUs with native bf16 (AVX-512 BF16 or AMX), the VGG pass runs
@@ -619,8 +620,10 @@ def stylize(
     spent). ``cancel`` is polled before every step and raises ``Cancelled``. ``on_progress`` gets a
     ``Progress`` at most every ``progress_interval`` seconds and always once at the end (``step == total`` unless ``target_loss`` ended the run early).
 
-    ``optimizer`` is "adam" (``learning_rate`` in pixel units, 0..1) or "lbfgs" (``BatchedLBFGS``:
-    ``torch.optim.LBFGS`` without line search, per variant, ``history_size`` curvature pairs).
+    ``optimizer`` is "adam" (``learning_rate`` in pixel units, 0..1; ``final_rate`` < 1 decays it along a
+    cosine to that fraction over each level), "lbfgs" (``BatchedLBFGS``: ``torch.optim.LBFGS`` without line
+    search, per variant, ``history_size`` curvature pairs) or "hybrid" (``AdamThenLBFGS``). ``iterate_average``
+    (0..1, 0 = off) delivers an exponential average of the full-size level's iterates instead of its best point.
     ``max_batch_pixels`` bounds the images x pixels of one VGG pass (variants are split into sub-batches);
     by default it is chosen from the device. ``precision`` "auto" means bf16 autocast on CUDA and on CPUs with
     native bf16, fp32 elsewhere; "fp32" forces fp32.
@@ -1030,8 +1033,8 @@ def _start_images(
 
 def _warm_start(image: Image.Image, content: torch.Tensor) -> torch.Tensor:
     """A painted picture as the start of a level of ``content``'s size. One painted smaller is upsampled with
-    the photo's detail it never saw put back, as between levels: measured on an Upscale (256 -> 512 px), the
-    plain upsampled tile ended 13 % above a fresh paint's loss (docs/benchmarks.md, "Redo")."""
+    the photo's detail it never saw put back, as between levels; without it an Upscale (256 -> 512 px) ended
+    above a fresh paint's loss (docs/benchmarks.md, "Redo")."""
     height, width = content.shape[-2:]
     painted = pil_to_tensor(image, content.device)
     if painted.shape[-2:] == (height, width):
