@@ -633,7 +633,7 @@ def stylize(
     2 GiB (or, on CUDA, a quarter of the free memory).
     """
     started = time.perf_counter()
-    style_images = [styles] if isinstance(styles, Image.Image) else list(styles)
+    style_images = _style_images(styles, preserve_colors)
     _check_choices(style_images, optimizer, init, steps, size)
     strengths, factors, chosen = _variant_plan(style_weight, strength, strengths, variants, variant_factors)
     blend = _normalised_blend(style_blend, len(style_images))
@@ -645,9 +645,6 @@ def stylize(
     mode = _Precision(dev, precision)
     net = _net_on(net, dev, mode.channels_last)
     content = content.convert("RGB")
-    style_images = [image.convert("RGB") for image in style_images]
-    if preserve_colors:
-        style_images = [luminance_only(image) for image in style_images]
     output = resize_longest(content, size)
     balance = None
     if style_weight is None:
@@ -720,10 +717,7 @@ def calibrated_style_weights(
 ) -> list[float]:
     """The raw style weights stylize() gives ``strengths`` of this pair at ``size``, without painting (one
     VGG pass): for a strip whose tiles were all painted before."""
-    style_images = [styles] if isinstance(styles, Image.Image) else list(styles)
-    style_images = [image.convert("RGB") for image in style_images]
-    if preserve_colors:
-        style_images = [luminance_only(image) for image in style_images]
+    style_images = _style_images(styles, preserve_colors)
     dev = resolve_device(device)
     net = _net_on(net, dev, channels_last=False)
     output = resize_longest(content.convert("RGB"), size)
@@ -731,6 +725,13 @@ def calibrated_style_weights(
     balance = _balance(net, output, style_images, blend, size, style_scale, DEFAULT_CONTENT_LAYERS,
                        DEFAULT_STYLE_LAYERS)
     return [balance.style_weight(strength, content_weight) for strength in strengths]
+
+
+def _style_images(styles: Image.Image | Sequence[Image.Image], preserve_colors: bool) -> list[Image.Image]:
+    """The styles as painted from: RGB, or their luminance as grey for luminance-only transfer."""
+    images = [styles] if isinstance(styles, Image.Image) else list(styles)
+    images = [image.convert("RGB") for image in images]
+    return [luminance_only(image) for image in images] if preserve_colors else images
 
 
 def _check_choices(style_images: list[Image.Image], optimizer: str, init: str, steps: int, size: int) -> None:
@@ -863,7 +864,8 @@ def _paint_level(run: _Run, side: int, level_steps: int, scale: float, x, previo
     freezes = run.targets is not None and scale >= 1.0
     chunks = _chunks(count, x.shape[-1] * x.shape[-2], run.max_batch_pixels)
     averaging = run.iterate_average > 0 and scale >= 1.0
-    average, averaged = torch.zeros_like(x), 0
+    average = torch.zeros_like(x) if averaging else None
+    averaged = 0
     for _ in range(level_steps):
         if run.cancel is not None and run.cancel():
             raise Cancelled("stylize() was cancelled")
@@ -1036,11 +1038,11 @@ def _warm_start(image: Image.Image, content: torch.Tensor) -> torch.Tensor:
     the photo's detail it never saw put back, as between levels; without it an Upscale (256 -> 512 px) ended
     above a fresh paint's loss (docs/benchmarks.md, "Redo")."""
     height, width = content.shape[-2:]
-    painted = pil_to_tensor(image, content.device)
-    if painted.shape[-2:] == (height, width):
-        return painted
+    if image.size == (width, height):
+        return pil_to_tensor(image, content.device)
     if image.width >= width:
         return pil_to_tensor(image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS), content.device)
+    painted = pil_to_tensor(image, content.device)
     upsampled = F.interpolate(painted, size=(height, width), mode="bicubic", align_corners=False)
     small = F.interpolate(content, size=painted.shape[-2:], mode="bicubic", antialias=True, align_corners=False)
     blurred = F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False)

@@ -124,7 +124,8 @@ def run_job(
                                         preserve_colors=options.preserve_colors, device=device)
 
     (plan, result), note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
-    return _job_done(job, content, style, strengths, painted, plan, result, started, note, calibrate)
+    weights = _style_weights(options, strengths, plan, result, calibrate)
+    return _job_done(job, content, style, strengths, weights, painted, plan, result, started, note)
 
 
 def _weighting(options, to_paint: tuple[int, ...]) -> dict:
@@ -171,8 +172,8 @@ def _style_weights(options, strengths: tuple[int, ...], plan: ReusePlan, result:
 
 
 def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tuple[int, ...],
-              painted: dict[int, PaintedTile], plan: ReusePlan, result: StylizeResult | None,
-              started: float, note: str | None, calibrate: Callable[[tuple[int, ...]], list[float]]) -> JobDone:
+              style_weights: tuple[float, ...], painted: dict[int, PaintedTile], plan: ReusePlan,
+              result: StylizeResult | None, started: float, note: str | None) -> JobDone:
     """The strip of the tiles given and the tiles painted now, encoded for the user and for a later redo."""
     options = job.options
     painted_now = dict(zip(plan.to_paint, result.images, strict=True)) if result is not None else {}
@@ -197,7 +198,7 @@ def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tup
         image_size=_encoded_size(image_bytes),
         strip_size=_encoded_size(strip_bytes),
         strengths=strengths,
-        style_weights=_style_weights(options, strengths, plan, result, calibrate),
+        style_weights=style_weights,
         chosen=chosen,
         tiles=tiles,
         reused=plan.reused,
