@@ -982,3 +982,62 @@ def test_a_new_message_pings_only_the_mentions_allowed_mentions_lets_through():
     assert pinged_users("<@1> and <@2>", {"parse": [], "users": ["2"]}) == ["2"]
     assert pinged_users("<@1>", {"parse": ["users"]}) == ["1"]
     assert pinged_users("<@1>", {"parse": []}) == []
+
+
+AUTOCOMPLETE_REFUSALS = {
+    "26 choices": ([{"name": f"c{i}", "value": f"{i}"} for i in range(26)], ["data", "choices"]),
+    "a name of 101": ([{"name": "n" * 101, "value": "v"}], ["data", "choices", "0"]),
+    "an empty name": ([{"name": "", "value": "v"}], ["data", "choices", "0"]),
+    "a string value of 101": ([{"name": "n", "value": "v" * 101}], ["data", "choices", "0", "value"]),
+}
+
+
+async def test_autocomplete_interactions_and_what_discord_refuses_in_their_answers(fake: FakeDiscord) -> None:
+    """Raw HTTP: an APPLICATION_COMMAND_AUTOCOMPLETE interaction (type 4) takes only an autocomplete result
+    (callback type 8) of at most 25 choices, names 1-100 and string values up to 100 characters, and nothing
+    else; no other interaction takes one; an option registered with choices cannot autocomplete."""
+    auth = {"Authorization": f"Bot {fake.token}"}
+    commands_url = f"{fake.api_base}/applications/{fake.application_id}/commands"
+    painting = {"type": 3, "name": "painting", "description": "d", "autocomplete": True}
+    # Connected without a command tree, so nothing answers the interactions but this test.
+    client = discord.Client(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    task = asyncio.create_task(client.start(fake.token))
+    await fake.wait_for_bot_ready(timeout=15, commands=())
+    async with aiohttp.ClientSession(headers=auth) as session:
+        async with session.put(commands_url, json=[{"name": "paint", "description": "d", "options": [
+                dict(painting, choices=[{"name": "a", "value": "a"}])]}]) as response:
+            body = await response.json()
+            assert response.status == 400 and error_at(body["errors"], ["0", "options", "0", "autocomplete"])
+        async with session.put(commands_url, json=[{"name": "paint", "description": "d", "options": [
+                painting, {"type": 3, "name": "plain", "description": "d"}]}]) as response:
+            assert response.status == 200, await response.text()
+        with pytest.raises(ValueError, match="autocomplete"):
+            await fake.autocomplete("paint", "plain", "x")
+
+        async def answer(interaction, payload) -> tuple[int, dict]:
+            url = f"{fake.api_base}/interactions/{interaction.id}/{interaction.token}/callback"
+            async with session.post(url, json=payload) as response:
+                return response.status, (await response.json() if response.status != 204 else {})
+
+        for name, (choices, path) in AUTOCOMPLETE_REFUSALS.items():
+            typed = await fake.autocomplete("paint", "painting", "mo")
+            assert typed.payload["type"] == 4 and typed.payload["data"]["options"][0]["focused"] is True
+            status, body = await answer(typed, {"type": 8, "data": {"choices": choices}})
+            assert (status, body.get("code")) == (400, 50035), name
+            assert error_at(body["errors"], path), (name, body)
+        typed = await fake.autocomplete("paint", "painting", "mo")
+        status, body = await answer(typed, {"type": 4, "data": {"content": "not an answer"}})
+        assert (status, body.get("code")) == (400, 50035)
+        good = [{"name": "n" * 100, "value": "v" * 100}] + [{"name": f"c{i}", "value": f"{i}"} for i in range(24)]
+        assert (await answer(typed, {"type": 8, "data": {"choices": good}}))[0] == 204
+        assert fake.choices(typed) == good
+        assert (await answer(typed, {"type": 8, "data": {"choices": []}}))[1]["code"] == 40060
+        followup = f"{fake.api_base}/webhooks/{fake.application_id}/{typed.token}"
+        async with session.post(followup, json={"content": "a follow-up"}) as response:
+            assert response.status == 404
+
+        command = await fake.slash_command("paint", options={"painting": "monet"})
+        status, body = await answer(command, {"type": 8, "data": {"choices": []}})
+        assert (status, body.get("code")) == (400, 50035)
+    await client.close()
+    await asyncio.wait_for(task, 10)

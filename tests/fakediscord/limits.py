@@ -8,7 +8,11 @@ Uploads: the upload limit applies to all files of one request together (413, cod
 Commands (.../interactions/application-commands#registering-a-command): chat-input and option names match
 `^[-_'\\p{L}\\p{N}\\p{sc=Deva}\\p{sc=Thai}]{1,32}$` in lower case, descriptions 1–100 characters (empty for
 user and message commands), ≤ 25 options and ≤ 25 choices, required options before optional ones,
-names unique per command type and level.
+names unique per command type and level; `autocomplete` only on string, integer and number options and never
+with `choices`.
+Autocomplete answers (.../interactions/receiving-and-responding#interaction-response-object-autocomplete):
+≤ 25 choices (in the spec), each name 1–100 characters (in the spec) and a string value ≤ 100 characters
+(the spec says 6000; the option-choice structure documents 100).
 
 Every function returns Discord's `errors` tree (see spec.add_error) or None; the caller answers 400 50035.
 """
@@ -25,6 +29,10 @@ MAX_ACTION_ROWS = 5
 MAX_ROW_BUTTONS = 5
 MAX_OPTIONS = 25
 MAX_CHOICES = 25
+MAX_CHOICE_VALUE = 100
+CALLBACK_AUTOCOMPLETE_RESULT = 8
+AUTOCOMPLETE_OPTION_TYPES = (3, 4, 10)
+CALLBACK_ROUTE = ("POST", "/interactions/{interaction_id}/{interaction_token}/callback")
 IS_COMPONENTS_V2 = 1 << 15
 ACTION_ROW, BUTTON = 1, 2
 SELECT_TYPES = (3, 5, 6, 7, 8)
@@ -80,7 +88,17 @@ def request_errors(template: str, method: str, payload: Any, files: dict[int, tu
             _message(tree, [] if field is None else [field], message)
     if key in COMMAND_ROUTES:
         _commands(tree, payload if isinstance(payload, list) else [payload], as_list=isinstance(payload, list))
+    if key == CALLBACK_ROUTE and isinstance(payload, dict) and payload.get("type") == CALLBACK_AUTOCOMPLETE_RESULT:
+        _autocomplete_choices(tree, (payload.get("data") or {}).get("choices") or [])
     return tree or None
+
+
+def _autocomplete_choices(tree: dict[str, Any], choices: list[Any]) -> None:
+    for number, choice in enumerate(choices):
+        value = choice.get("value") if isinstance(choice, dict) else None
+        if isinstance(value, str) and len(value) > MAX_CHOICE_VALUE:
+            add_error(tree, ["data", "choices", number, "value"], "BASE_TYPE_MAX_LENGTH",
+                      f"Must be {MAX_CHOICE_VALUE} or fewer in length.")
 
 
 def upload_too_large(files: dict[int, tuple[str, bytes]], limit: int) -> str | None:
@@ -204,6 +222,9 @@ def _options(tree: dict[str, Any], path: list[Any], options: list[Any]) -> None:
         else:
             optional_seen = True
         choices = option.get("choices") or []
+        if option.get("autocomplete") and (choices or option.get("type") not in AUTOCOMPLETE_OPTION_TYPES):
+            add_error(tree, [*where, "autocomplete"], "APPLICATION_COMMAND_OPTION_AUTOCOMPLETE_INVALID",
+                      "Autocomplete is only for string, integer and number options without choices")
         if len(choices) > MAX_CHOICES:
             add_error(tree, [*where, "choices"], "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length.")
         for number, choice in enumerate(choices):

@@ -44,9 +44,10 @@ THREAD_TYPES = (10, CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD)
 OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP = 1, 2
 OPTION_USER, OPTION_CHANNEL, OPTION_ROLE, OPTION_MENTIONABLE, OPTION_ATTACHMENT = 6, 7, 8, 9, 11
 
-INTERACTION_COMMAND, INTERACTION_COMPONENT, INTERACTION_MODAL_SUBMIT = 2, 3, 5
+INTERACTION_COMMAND, INTERACTION_COMPONENT, INTERACTION_AUTOCOMPLETE, INTERACTION_MODAL_SUBMIT = 2, 3, 4, 5
 COMMAND_CHAT_INPUT, COMMAND_USER, COMMAND_MESSAGE = 1, 2, 3
 CALLBACK_MESSAGE, CALLBACK_DEFERRED_MESSAGE, CALLBACK_DEFERRED_UPDATE, CALLBACK_UPDATE, CALLBACK_MODAL = 4, 5, 6, 7, 9
+CALLBACK_AUTOCOMPLETE_RESULT = 8
 
 
 class UnknownRequestError(AssertionError):
@@ -760,6 +761,43 @@ class FakeDiscord:
             self._interaction_base(INTERACTION_COMMAND, acting, target_channel, data, locale), acting
         )
 
+    async def autocomplete(
+        self,
+        name: str,
+        focused: str,
+        typed: str,
+        *,
+        user: str | dict[str, Any] | None = None,
+        channel: str | int | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """A user types ``typed`` into option ``focused`` of /name (an APPLICATION_COMMAND_AUTOCOMPLETE
+        interaction, type 4). Discord sends it only for an option registered with ``autocomplete: true``; the
+        bot must answer with callback type 8 within 3 s. ``choices(interaction)`` reads the answer."""
+        target_channel = self.channel(channel)
+        guild_id = target_channel.get("guild_id") and int(target_channel["guild_id"])
+        command = self._find_command(name, COMMAND_CHAT_INPUT, guild_id)
+        option = next((o for o in command.get("options", []) if o["name"] == focused), None)
+        if option is None or not option.get("autocomplete"):
+            raise ValueError(f"option {focused!r} of /{name} is not registered with autocomplete")
+        data: dict[str, Any] = {"id": command["id"], "name": name, "type": COMMAND_CHAT_INPUT,
+                                "options": [{"name": focused, "type": option["type"], "value": typed,
+                                             "focused": True}]}
+        if guild_id:
+            data["guild_id"] = str(guild_id)
+        acting = self.user(user)
+        return await self._create_interaction(
+            self._interaction_base(INTERACTION_AUTOCOMPLETE, acting, target_channel, data, locale), acting
+        )
+
+    @staticmethod
+    def choices(interaction: FakeInteraction) -> list[dict[str, Any]]:
+        """The choices the bot answered an autocomplete interaction with (after ``wait_acked``)."""
+        answers = [c for c in interaction.callbacks if c["type"] == CALLBACK_AUTOCOMPLETE_RESULT]
+        if not answers:
+            raise LookupError(f"the bot gave no autocomplete answer: {interaction.describe()}")
+        return answers[0]["data"].get("choices") or []
+
     async def context_menu(
         self, name: str, message: FakeMessage, *, user: str | dict[str, Any] | None = None, locale: str = "en-US"
     ) -> FakeInteraction:
@@ -1225,7 +1263,13 @@ class FakeDiscord:
             message_type = 0
 
         resource: dict[str, Any] = {"type": callback_type}
-        if callback_type == CALLBACK_MESSAGE:
+        if (target.type == INTERACTION_AUTOCOMPLETE) != (callback_type == CALLBACK_AUTOCOMPLETE_RESULT):
+            # Discord: an autocomplete interaction takes only an autocomplete result, and only it takes one.
+            raise DiscordError(400, 50035, "Invalid Form Body",
+                               {"type": f"callback type {callback_type} for interaction type {target.type}"})
+        if callback_type == CALLBACK_AUTOCOMPLETE_RESULT:
+            pass
+        elif callback_type == CALLBACK_MESSAGE:
             target.original = self._new_message(target.channel_id, data, files, webhook_id=self.application_id,
                                                 application_id=self.application_id, message_type=message_type,
                                                 interaction=target)
@@ -1271,6 +1315,9 @@ class FakeDiscord:
     def _interaction_for_webhook(self, app: str, token: str) -> FakeInteraction:
         interaction = self._by_token.get(token)
         if interaction is None or app != str(self.application_id) or interaction.acked_at is None:
+            raise DiscordError(404, 10015, "Unknown Webhook")
+        if interaction.type == INTERACTION_AUTOCOMPLETE:
+            # An autocomplete answer is all there is: no message to edit, no follow-ups.
             raise DiscordError(404, 10015, "Unknown Webhook")
         if time.monotonic() - self._token_created[token] > self.token_ttl:
             raise DiscordError(404, 10015, "Unknown Webhook")
