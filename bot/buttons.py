@@ -51,6 +51,8 @@ class ButtonHandlers:
             await asyncio.to_thread(self.journal.forget_result_message, record.job_id)
         elif custom.action == "share":
             await self.share(interaction, record)
+        elif custom.action == "timelapse":
+            await self.timelapse(interaction, record)
         else:
             await self.repaint(interaction, record, custom)
 
@@ -80,6 +82,20 @@ class ButtonHandlers:
             return
         await self.intake.submit(interaction, content=record.content, style=record.style,
                                  attachments=record.attachments, request=request)
+
+    async def timelapse(self, interaction: discord.Interaction, record: JobRecord) -> None:
+        """Post the animation of the picture forming, from the journal (so it works after a restart)."""
+        animation = await asyncio.to_thread(self.journal.timelapse, record.job_id)
+        if animation is None:
+            await answer_privately(interaction, messages.NO_TIMELAPSE)
+            return
+        result = record.result or {}
+        strengths, chosen = result.get("strengths") or [], result.get("chosen", 0)
+        strength = strengths[chosen] if chosen < len(strengths) else record.request.strength
+        await interaction.edit_original_response(
+            content=messages.timelapse_caption(strength, result.get("seconds", 0.0)),
+            attachments=[discord.File(io.BytesIO(animation), filename="timelapse.webp")],
+        )
 
     async def share(self, interaction: discord.Interaction, record: JobRecord) -> None:
         """Post the picture in the gallery of the server it was clicked in; never in another server's."""

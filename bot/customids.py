@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 PREFIX = "sty"
-ACTIONS = ("cancel", "less", "more", "upscale", "retry", "delete", "share")
+ACTIONS = ("cancel", "less", "more", "upscale", "retry", "delete", "share", "timelapse")
 # Actions whose argument is a strength (the tile to upscale).
 WITH_ARGUMENT = ("upscale",)
 # Job ids are uuid4().hex: 32 lowercase hex digits.

@@ -4,8 +4,8 @@ Every accepted job is written here before its user is told it is queued, so a re
 The uploaded bytes are kept with the job (each at most [limits] max_attachment_bytes, and dropped with the
 row after [journal] keep_finished_hours): Discord's signed attachment URLs expire, so both resuming and the
 Less/More/Variant buttons use the journal's copy instead of downloading again. Each finished job's painted tiles
-(lossless PNG per strength) are kept beside it with the same retention, so that a redo after a restart still
-reuses them. The whole journal is bounded by [journal] max_bytes: past it, the oldest finished jobs go first.
+(lossless PNG per strength) and its timelapse (animated WebP) are kept beside it with the same retention, so
+that a redo or a Timelapse click after a restart still finds them. The whole journal is bounded by [journal] max_bytes: past it, the oldest finished jobs go first.
 
 Calls are short and synchronous; the bot runs the ones that carry image bytes through asyncio.to_thread.
 """
@@ -60,12 +60,17 @@ CREATE TABLE IF NOT EXISTS tiles (
     png BLOB NOT NULL,
     PRIMARY KEY (job_id, strength)
 );
+CREATE TABLE IF NOT EXISTS timelapses (
+    job_id TEXT PRIMARY KEY,
+    webp BLOB NOT NULL
+);
 """
 _FINISHED = "('done', 'failed')"
 # What a job takes in the journal: its uploads, its tiles and the text around them.
 _JOB_BYTES = """
     COALESCE(LENGTH(content), 0) + COALESCE(LENGTH(style), 0) + LENGTH(options) + LENGTH(attachments)
     + COALESCE(LENGTH(result), 0) + COALESCE((SELECT SUM(LENGTH(png)) FROM tiles WHERE tiles.job_id = jobs.job_id), 0)
+    + COALESCE((SELECT LENGTH(webp) FROM timelapses WHERE timelapses.job_id = jobs.job_id), 0)
 """
 
 
@@ -186,6 +191,7 @@ class Journal:
                 "UPDATE jobs SET result_message_id = NULL, content = NULL, style = NULL WHERE job_id = ?", (job_id,)
             )
             self._db.execute("DELETE FROM tiles WHERE job_id = ?", (job_id,))
+            self._db.execute("DELETE FROM timelapses WHERE job_id = ?", (job_id,))
 
     def keep_tiles(self, job_id: str, tiles: Iterable[tuple[int, bytes]]) -> None:
         """Keep a finished job's painted tiles (strength, lossless PNG) for a later redo of it."""
@@ -198,6 +204,16 @@ class Journal:
         """The job's kept tiles by strength; empty when it had none or they were pruned."""
         rows = self._execute("SELECT strength, png FROM tiles WHERE job_id = ? ORDER BY strength", (job_id,))
         return tuple((row["strength"], row["png"]) for row in rows.fetchall())
+
+    def keep_timelapse(self, job_id: str, webp: bytes) -> None:
+        """Keep a finished job's timelapse (animated WebP), with the job's retention, for its Timelapse button."""
+        self._execute("INSERT OR REPLACE INTO timelapses (job_id, webp) VALUES (?, ?)", (job_id, webp))
+        self.shrink()
+
+    def timelapse(self, job_id: str) -> bytes | None:
+        """The job's timelapse; None when it has none (painted before they were kept, reused) or it was pruned."""
+        row = self._execute("SELECT webp FROM timelapses WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else row[0]
 
     def stored_bytes(self) -> int:
         """What the jobs' uploads, tiles and records add up to: what ``max_bytes`` bounds."""
@@ -241,6 +257,7 @@ class Journal:
             return
         with self._transaction():
             self._db.executemany("DELETE FROM tiles WHERE job_id = ?", [(job_id,) for job_id in job_ids])
+            self._db.executemany("DELETE FROM timelapses WHERE job_id = ?", [(job_id,) for job_id in job_ids])
             self._db.executemany("DELETE FROM jobs WHERE job_id = ?", [(job_id,) for job_id in job_ids])
         self._db.execute("PRAGMA incremental_vacuum")
 

@@ -82,6 +82,25 @@ NO_IMAGE_IN_MESSAGE = "That message has no picture I can use."
 STYLE_REMEMBERED = "Got it — I'll use {filename} as your style for the next {minutes} minutes. " \
     "Now right-click a photo → Apps → Stylize with my style."
 NO_STYLE_REMEMBERED = "You haven't picked a style yet: right-click a painting → Apps → Use as style, then try again."
+STYLE_AND_PRESET = "Give me one painting to paint with: attach a style or pick a preset, not both."
+NO_STYLE_OR_PRESET = "Which painting should I paint with? Attach one as style, or pick a preset (start typing a " \
+    "painter or title)."
+NO_TIMELAPSE = "I have no timelapse of this picture: it was painted before I kept them, taken as it was from the " \
+    "picture it repaints, or is too old."
+
+
+def unknown_preset(typed: str) -> str:
+    return f"I don't know a preset called “{typed[:100]}” — start typing a painter or a title and pick one."
+
+
+def preset_choice(title: str, artist: str, year: str) -> str:
+    """How a preset is offered in /stylize's autocomplete (Discord shows at most 100 characters)."""
+    text = f"{title} — {artist}, {year}"
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def timelapse_caption(strength: int, seconds: float) -> str:
+    return f"How {strength_label(strength)} formed (painted in {seconds:.1f} s)."
 CANCELLED = "Cancelled."
 NOT_CANCELLABLE = "That picture is already finished."
 GALLERY_MISSING = "This server has no gallery channel for me to share in."
@@ -99,7 +118,8 @@ STYLIZE_COMMAND = "stylize"
 STYLIZE_DESCRIPTION = "Paint your photo in the style of a painting"
 STYLIZE_OPTIONS = {
     "content": "The photo to paint",
-    "style": "The painting whose style to use",
+    "style": "The painting whose style to use (or pick a preset)",
+    "preset": "A famous painting to use as the style: type a painter or a title",
     "strength": "How much style: 1 = a hint, 10 = mostly painting",
     "preserve_colors": "Keep the photo's own colours",
     "seed": "Same seed, same picture: use it to repeat a result",
@@ -118,6 +138,7 @@ CANCEL_LABEL = "Cancel"
 DELETE_LABEL = "Delete"
 SHARE_LABEL = "Share"
 RETRY_LABEL = "Retry"
+TIMELAPSE_LABEL = "Timelapse"
 
 
 def less_label(strength: int) -> str:
@@ -192,12 +213,14 @@ def reused(count: int, total: int) -> str:
 
 
 def caption(*, strength: int, strengths: tuple[int, ...], seed: int, size: int, seconds: float,
-            note: str | None = None, reused_count: int = 0) -> str:
+            note: str | None = None, reused_count: int = 0, credit: str | None = None) -> str:
     painted = f"painted in {seconds:.1f} s"
     if reused_count:
         painted += f" ({reused(reused_count, len(strengths))})"
     parts = [f"{strength_label(strength)}/{MAX_STRENGTH}", f"seed {seed}", f"{size} px", painted]
     text = " · ".join(parts)
+    if credit:
+        text += f"\nStyle: *{credit}* (public domain)"
     if len(strengths) > 1:
         tiles = ", ".join(strength_label(s) for s in strengths)
         text += f"\nThe strip shows {tiles}: upscale one below, or ask for less or more style."

@@ -30,6 +30,9 @@ class Request:
     # The job this one repaints (Less/More, Upscale, Retry), whose painted strengths and images the journal
     # keeps: where a redo could reuse them (issue 12) it finds them here. None for a fresh /stylize.
     parent_job: str | None = None
+    # The shipped painting (stylizer.presets name) used as the style instead of an upload; its credit is shown
+    # with the result. None when the style is a picture someone gave.
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         check_strength(self.strength)

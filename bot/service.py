@@ -38,6 +38,7 @@ from stylizer.executor.base import (
     JobStarted,
     QueueFull,
 )
+from stylizer.presets import UnknownPreset, get_preset
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,17 @@ RECENT_JOBS = 10
 
 Fetch = Callable[[AttachmentInfo], Awaitable[bytes]]
 ReplyFor = Callable[[JobRecord], "Reply | None"]
+
+
+def preset_credit(name: str | None) -> str | None:
+    """The credit line of the preset a request painted with; None for an uploaded painting (or a preset this
+    version no longer ships, whose request still paints from the journal's copy)."""
+    if name is None:
+        return None
+    try:
+        return get_preset(name).credit
+    except UnknownPreset:
+        return None
 
 
 class Throttle:
@@ -164,7 +176,7 @@ class JobService:
         job = Job(job_id=record.job_id, content=record.content or b"", style=record.style or b"",
                   options=record.request.job_options(self.config), owner=record.user_id,
                   content_name=record.request.content_name, style_name=record.request.style_name,
-                  timeout_s=self.config.limits.job_timeout_s, painted=painted)
+                  timeout_s=self.config.limits.job_timeout_s, painted=painted, preset=record.request.preset)
         await self._executor_started.wait()
         if self.executor_problem is not None:
             logger.warning("job %s not submitted: %s", record.job_id, self.executor_problem)
@@ -243,11 +255,12 @@ class JobService:
         notes = [note for note in (done.note, self._running[record.job_id].note) if note]
         caption = messages.caption(strength=strength, strengths=done.strengths, seed=request.seed,
                                    size=request.size, seconds=done.seconds, note=" ".join(notes) or None,
-                                   reused_count=len(done.reused))
+                                   reused_count=len(done.reused), credit=preset_credit(request.preset))
         files = [(f"stylized.{done.image_ext}", done.image), (f"variants.{done.strip_ext}", done.strip)]
         view = views.result_view(record.job_id, strength=strength, strengths=done.strengths,
                                  upscale_size=max(self.config.style.sizes),
-                                 gallery=record.guild_id in self.config.discord.gallery_channels)
+                                 gallery=record.guild_id in self.config.discord.gallery_channels,
+                                 timelapse=bool(done.timelapse))
         result = {"strengths": list(done.strengths), "style_weights": list(done.style_weights),
                   "chosen": done.chosen, "seconds": done.seconds, "image_size": list(done.image_size)}
         # Shutdown lets a delivery finish: cut between the reply and the journal, the job would be painted twice.
@@ -256,6 +269,8 @@ class JobService:
             # Kept before the result is shown: a click on its Less/More/Upscale must find them.
             tiles = list(zip(done.strengths, done.tiles, strict=True))
             await asyncio.to_thread(self.journal.keep_tiles, record.job_id, tiles)
+        if done.timelapse:
+            await asyncio.to_thread(self.journal.keep_timelapse, record.job_id, done.timelapse)
         try:
             message_id = await reply.deliver(messages.ready(record.user_id, caption), files=files, view=view)
         except Undeliverable as error:

@@ -95,7 +95,13 @@ class ShareButton(_JobButton, template=template("share")):
     acknowledgement = "private"
 
 
-DYNAMIC_ITEMS = (CancelButton, LessButton, MoreButton, UpscaleButton, RetryButton, DeleteButton, ShareButton)
+class TimelapseButton(_JobButton, template=template("timelapse")):
+    # Anyone may watch it: art channels share how a picture came about.
+    action, default_label, acknowledgement = "timelapse", messages.TIMELAPSE_LABEL, "public"
+
+
+DYNAMIC_ITEMS = (CancelButton, LessButton, MoreButton, UpscaleButton, RetryButton, DeleteButton, ShareButton,
+                 TimelapseButton)
 TILES_PER_ROW = 5
 
 
@@ -121,15 +127,18 @@ def _step_button(button: type[_JobButton], job_id: str, strength: int, delta: in
 
 
 def result_view(job_id: str, *, strength: int, strengths: tuple[int, ...], upscale_size: int,
-                gallery: bool) -> discord.ui.View:
-    """Less/More style, Delete and Share on one row; below, one Upscale button per tile of the strip, labelled
-    as the tile is. A result of one tile (itself an upscale) has no Upscale buttons."""
+                gallery: bool, timelapse: bool = False) -> discord.ui.View:
+    """Less/More style, Delete, Share and Timelapse on one row; below, one Upscale button per tile of the strip,
+    labelled as the tile is. A result of one tile (itself an upscale) has no Upscale buttons; one whose picture
+    was taken from the job it repaints has no timelapse."""
     view = discord.ui.View(timeout=None)
     view.add_item(_step_button(LessButton, job_id, strength, -1))
     view.add_item(_step_button(MoreButton, job_id, strength, +1))
     view.add_item(DeleteButton(job_id, row=0))
     if gallery:
         view.add_item(ShareButton(job_id, row=0))
+    if timelapse:
+        view.add_item(TimelapseButton(job_id, row=0))
     if len(strengths) > 1:
         for index, tile in enumerate(strengths):
             view.add_item(UpscaleButton(job_id, tile, label=messages.upscale_label(tile, upscale_size),

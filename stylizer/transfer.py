@@ -37,6 +37,7 @@ from torch import nn
 
 from stylizer.images import MIN_PAINTABLE_SIDE
 from stylizer.strength import DEFAULT_STRENGTH, check_strength, strip_strengths, style_factor
+from stylizer.style_cache import style_targets
 from stylizer.weights import CONTENT_LAYERS, LAYER_INDEX, STYLE_LAYERS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -263,13 +264,16 @@ class _Objective:
         with torch.no_grad():
             features = self.features(content)
             self.content_targets = [features[i].float() for i in self.content_indices]
-            self.style_targets = [torch.zeros(()) for _ in self.style_indices]
-            for style, share in zip(styles, blend, strict=True):
-                features = self.features(style)
-                self.style_targets = [
-                    target + share * gram(features[i])
-                    for target, i in zip(self.style_targets, self.style_indices, strict=True)
-                ]
+            detail = (tuple(tuple(s.shape) for s in styles), tuple(blend), tuple(self.style_indices), precision.name,
+                      str(device))
+            self.style_targets = style_targets(lambda: self._style_targets(styles, blend), detail)
+
+    def _style_targets(self, styles: list[torch.Tensor], blend: list[float]) -> list[torch.Tensor]:
+        targets = [torch.zeros(()) for _ in self.style_indices]
+        for style, share in zip(styles, blend, strict=True):
+            features = self.features(style)
+            targets = [target + share * gram(features[i]) for target, i in zip(targets, self.style_indices, strict=True)]
+        return targets
 
     def features(self, images: torch.Tensor, *, autocast: bool = True) -> dict[int, torch.Tensor]:
         x = (images - self.mean) / self.std

@@ -196,3 +196,24 @@ def test_a_bounded_journal_file_stays_near_its_bound(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert path.stat().st_size < 3 * 500_000  # 8 MB went through it
+
+
+def test_a_jobs_timelapse_survives_reopening_counts_against_the_bound_and_goes_with_the_job(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    first = Journal(path)
+    first.add(record("painted"))
+    first.mark_done("painted", {}, 1, now=1000.0)
+    before = first.stored_bytes()
+    first.keep_timelapse("painted", b"webp" * 1000)
+    assert first.stored_bytes() == before + 4000
+    first.add(record("deleted"))
+    first.mark_done("deleted", {}, 2, now=1000.0)
+    first.keep_timelapse("deleted", b"webp")
+    first.forget_result_message("deleted")
+    first.close()
+    second = Journal(path)
+    assert second.timelapse("painted") == b"webp" * 1000
+    assert second.timelapse("deleted") is None and second.timelapse("never-painted") is None
+    assert second.prune(keep_finished_hours=1, now=1000.0 + 2 * 3600) == 2
+    assert second.timelapse("painted") is None
+    second.close()

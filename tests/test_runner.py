@@ -293,3 +293,49 @@ def test_a_painted_tile_that_is_not_a_png_is_an_internal_failure(photos, random_
     with pytest.raises(ValueError, match="not a PNG") as caught:
         run_job(Job(**{**job.__dict__, "painted": ((5, buffer.getvalue()),)}), random_vgg, device="cpu")
     assert job_failure(caught.value).kind == "internal"  # not the user's pictures' fault
+
+
+def animation_frames(data: bytes) -> list[Image.Image]:
+    with Image.open(io.BytesIO(data)) as animation:
+        assert animation.format == "WEBP" and animation.is_animated
+        frames = []
+        for index in range(animation.n_frames):
+            animation.seek(index)
+            frames.append(animation.convert("RGB"))
+    return frames
+
+
+def test_a_job_hands_back_a_timelapse_of_its_chosen_strength_ending_on_the_result(photos, random_vgg):
+    done = run_job(make_job(photos, variants=3, steps=12, output_max_bytes=200_000), random_vgg, device="cpu")
+    frames = animation_frames(done.timelapse)
+    assert 2 <= len(frames) and len(done.timelapse) <= 200_000
+    result = decoded(done.image).convert("RGB").resize(frames[-1].size)
+    last_error = sum(abs(a - b) for a, b in zip(frames[-1].tobytes(), result.tobytes(), strict=True))
+    first_error = sum(abs(a - b) for a, b in zip(frames[0].tobytes(), result.tobytes(), strict=True))
+    assert last_error < first_error  # it forms towards the picture delivered, and ends on it
+
+
+def test_a_redo_that_takes_its_chosen_strength_as_painted_has_no_timelapse(photos, random_vgg):
+    source = run_job(make_job(photos, strength=5, variants=3, steps=6), random_vgg, device="cpu")
+    job = make_job(photos, strength=6, variants=3, steps=6, style_weight=2e8)
+    redo = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu")
+    assert redo.reused == (5, 6) and redo.timelapse == b""
+    assert source.timelapse
+
+
+def test_a_preset_job_computes_its_style_statistics_once_and_paints_the_same_picture(photos, random_vgg,
+                                                                                     monkeypatch):
+    from stylizer.style_cache import StyleTargetCache
+
+    cache = StyleTargetCache()
+    monkeypatch.setattr(runner_module, "PRESET_STYLE_TARGETS", cache)
+    job = make_job(photos, variants=2, steps=3, style_weight=None, content_weight=1.0)
+    uploaded = run_job(job, random_vgg, device="cpu")
+    assert cache.misses == 0  # an upload is never cached
+    preset = Job(**{**job.__dict__, "preset": "wheat-field"})
+    first = run_job(preset, random_vgg, device="cpu")
+    misses = cache.misses
+    second = run_job(preset, random_vgg, device="cpu")
+    assert misses > 0 and cache.misses == misses and cache.hits >= misses
+    assert first.tiles == second.tiles == uploaded.tiles
+    assert first.style_weights == second.style_weights == uploaded.style_weights

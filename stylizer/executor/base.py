@@ -53,6 +53,9 @@ class Job:
     # (strength, lossless PNG) of tiles already painted for the same pictures and options (a redo's source):
     # a tile at the output size is taken as it is, the other strengths start from their nearest painted one.
     painted: tuple[tuple[int, bytes], ...] = ()
+    # The shipped preset (stylizer.presets) whose file ``style`` holds: painted over and over, so the worker
+    # keeps its style statistics. None for an uploaded painting.
+    preset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class JobDone:
     note: str | None = None  # something the user should know, e.g. "rendered smaller after running out of memory"
     tiles: tuple[bytes, ...] = ()  # every variant as a lossless PNG, in strip order: a later redo's Job.painted
     reused: tuple[int, ...] = ()  # the strengths taken from Job.painted as they were; the others were painted
+    # An animated WebP of the chosen strength forming, ending on ``image`` (stylizer.timelapse), within the same
+    # byte budget; empty when that strength was not painted by this job (taken from Job.painted).
+    timelapse: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ out-of-memory retry behave the same wherever a job runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import io
 import logging
 import secrets
@@ -22,6 +24,8 @@ from stylizer.executor.reuse import PaintedTile, ReusePlan, decode_painted, enco
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
 from stylizer.strength import check_strength, strength_label, strip_strengths, style_factor
 from stylizer.strip import encode_within, make_strip
+from stylizer.style_cache import StyleTargetCache, cached_style_targets
+from stylizer.timelapse import FRAME_SIDE, FrameRecorder, encode_timelapse
 from stylizer.transfer import (
     Cancelled,
     Progress,
@@ -36,6 +40,10 @@ logger = logging.getLogger(__name__)
 PREVIEW_MAX_SIDE = 160
 # After running out of GPU memory the job is tried once more with each side scaled by this.
 OOM_RETRY_SCALE = 0.75
+# How often the timelapse may take a frame (the recorder keeps a few dozen of them, evenly spread).
+FRAME_INTERVAL_S = 0.25
+# The presets' style statistics, kept for the worker's life (bounded; see stylizer.style_cache).
+PRESET_STYLE_TARGETS = StyleTargetCache()
 
 
 def resolve_device(device: str) -> str:
@@ -86,12 +94,7 @@ def run_job(
     # A random seed is still reported, so that whoever liked the picture can paint it again.
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
 
-    def report(progress: Progress) -> None:
-        if on_progress is None:
-            return
-        preview = _encode_preview(progress.preview) if previews and progress.preview is not None else None
-        on_progress(JobProgress(stage=progress.stage, step=progress.step, total=progress.total,
-                                elapsed=progress.elapsed, preview=preview))
+    report = _ProgressTap(on_progress, progress_interval, previews, FrameRecorder())
 
     def paint(size: int) -> tuple[ReusePlan, StylizeResult | None]:
         plan = plan_reuse(strengths, painted, resize_longest(content, size).size, options.steps)
@@ -113,8 +116,9 @@ def run_job(
             preserve_colors=options.preserve_colors,
             device=device,
             on_progress=report,
-            progress_interval=progress_interval,
-            preview_size=min(PREVIEW_MAX_SIDE, size) if previews else None,
+            # Finer than the executor's rate: the timelapse takes its frames from the same previews.
+            progress_interval=min(progress_interval, FRAME_INTERVAL_S),
+            preview_size=min(FRAME_SIDE, size),
             cancel=cancelled,
         )
 
@@ -123,9 +127,60 @@ def run_job(
                                         content_weight=options.content_weight,
                                         preserve_colors=options.preserve_colors, device=device)
 
-    (plan, result), note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
-    weights = _style_weights(options, strengths, plan, result, calibrate)
-    return _job_done(job, content, style, strengths, weights, painted, plan, result, started, note)
+    with _preset_statistics(job, net):
+        (plan, result), note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
+        weights = _style_weights(options, strengths, plan, result, calibrate)
+    done = _job_done(job, content, style, strengths, weights, painted, plan, result, started, note)
+    if options.strength not in plan.to_paint:
+        return done
+    return dataclasses.replace(done, timelapse=_timelapse(report.recorder, done, options.output_max_bytes))
+
+
+class _ProgressTap:
+    """stylize()'s progress callback: every preview may become a timelapse frame; the executor hears at
+    its own rate, with a preview small enough for a progress message."""
+
+    def __init__(self, on_progress: Callable[[JobProgress], None] | None, interval: float, previews: bool,
+                 recorder: FrameRecorder):
+        self.on_progress = on_progress
+        self.interval = interval
+        self.previews = previews
+        self.recorder = recorder
+        self._last = float("-inf")
+
+    def __call__(self, progress: Progress) -> None:
+        if progress.preview is not None:
+            self.recorder.offer(progress.preview)
+        now = time.perf_counter()
+        if self.on_progress is None or (now - self._last < self.interval and progress.step < progress.total):
+            return
+        self._last = now
+        preview = None
+        if self.previews and progress.preview is not None:
+            preview = _encode_preview(resize_longest(progress.preview, PREVIEW_MAX_SIDE))
+        self.on_progress(JobProgress(stage=progress.stage, step=progress.step, total=progress.total,
+                                     elapsed=progress.elapsed, preview=preview))
+
+
+def _preset_statistics(job: Job, net: torch.nn.Sequential) -> contextlib.AbstractContextManager:
+    """For a preset, its style statistics come from (and go to) the worker's cache: the painting's own bytes
+    and colour mode name them, with the network, which a worker keeps for its life."""
+    if job.preset is None:
+        return contextlib.nullcontext()
+    key = (hashlib.sha256(job.style).hexdigest(), job.options.preserve_colors, id(net))
+    return cached_style_targets(PRESET_STYLE_TARGETS, key)
+
+
+def _timelapse(recorder: FrameRecorder, done: JobDone, max_bytes: int) -> bytes:
+    """The chosen strength forming, ending on the very picture delivered; empty (and logged) if it cannot
+    be made within the budget: the result matters more than its timelapse."""
+    with Image.open(io.BytesIO(done.image)) as delivered:
+        result = delivered.convert("RGB")
+    try:
+        return encode_timelapse(recorder.frames, result, max_bytes=max_bytes)
+    except ValueError:
+        logger.warning("no timelapse fits in %d bytes", max_bytes, exc_info=True)
+        return b""
 
 
 def _weighting(options, to_paint: tuple[int, ...]) -> dict:
