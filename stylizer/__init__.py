@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stylizer.images import ImageLimits, InvalidImage, load_image
+    from stylizer.presets import Preset, UnknownPreset, all_presets, get_preset, search_presets
     from stylizer.strip import encode_within, make_strip
+    from stylizer.timelapse import FrameRecorder, encode_timelapse
     from stylizer.transfer import Cancelled, Progress, StylizeResult, stylize, variant_factors_for
     from stylizer.weights import (
         CONTENT_LAYERS,
@@ -27,6 +29,13 @@ _MODULE_OF = {
     "ImageLimits": "stylizer.images",
     "InvalidImage": "stylizer.images",
     "load_image": "stylizer.images",
+    "Preset": "stylizer.presets",
+    "UnknownPreset": "stylizer.presets",
+    "get_preset": "stylizer.presets",
+    "all_presets": "stylizer.presets",
+    "search_presets": "stylizer.presets",
+    "FrameRecorder": "stylizer.timelapse",
+    "encode_timelapse": "stylizer.timelapse",
     "encode_within": "stylizer.strip",
     "make_strip": "stylizer.strip",
     "Cancelled": "stylizer.transfer",
@@ -44,21 +53,28 @@ _MODULE_OF = {
 }
 
 __all__ = [
+    "all_presets",
     "CONTENT_LAYERS",
     "STYLE_LAYERS",
     "VGG19_HASH_PREFIX",
     "VGG19_URL",
     "Cancelled",
+    "FrameRecorder",
     "ImageLimits",
     "InvalidImage",
+    "Preset",
     "Progress",
     "StylizeResult",
+    "UnknownPreset",
     "WeightsUnavailable",
+    "encode_timelapse",
     "encode_within",
+    "get_preset",
     "load_image",
     "load_vgg19",
     "make_strip",
     "prefetch",
+    "search_presets",
     "stylize",
     "variant_factors_for",
 ]

@@ -22,6 +22,9 @@ examples:
   stylize photo.jpg monet.jpg klimt.jpg --style-blend 0.7 0.3 --preserve-colors -o out.png
       blend two styles' textures, keep the photo's colours
   stylize photo.jpg style.jpg --size 1024 --steps 500 --device cuda --seed 7 -o big.png
+  stylize photo.jpg --preset klimt_the_kiss -o kiss.png --timelapse kiss.webp
+      paint with a shipped public-domain painting (list them with --list-presets); also write an animated
+      WebP of the picture forming
   stylize --download-weights
       fetch the VGG-19 weights into the torch cache (for machines that will run offline)
   stylize photo.jpg style.jpg --weights vgg19-dcbb9e9d.pth -o out.png
@@ -31,6 +34,8 @@ exit status: 0 done, 2 bad input (unreadable image, missing file, picture too th
 weights, --device cuda without a GPU), 1 anything else.
 """
 
+# A file on disk has no upload limit; this only keeps a runaway animation from filling it.
+TIMELAPSE_MAX_BYTES = 64 * 1024 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("content", nargs="?", help="the photo to paint")
-    parser.add_argument("styles", nargs="*", metavar="style", help="one or more style images")
+    parser.add_argument("styles", nargs="*", metavar="style", help="one or more style images (or --preset)")
+    _add_preset_arguments(parser)
     parser.add_argument(
         "-o",
         "--output",
@@ -113,10 +119,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_preset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", metavar="NAME",
+                        help="paint with a shipped painting instead of a style image (see --list-presets)")
+    parser.add_argument("--list-presets", action="store_true", help="list the shipped paintings and exit")
+    parser.add_argument("--timelapse", type=Path, metavar="FILE.webp",
+                        help="also write an animated WebP of the chosen strength forming, ending on the result")
+
+
 def file_label(label: str) -> str:
     """A strip label as a file name's part: "Strength 3" -> "strength_3", "×0.5 (5e+05)" -> "x0.5_5e+05"."""
     text = label.replace("×", "x").lower()
     return "_".join("".join(c if c.isalnum() or c in ".+-" else " " for c in text).split())
+
+
+def _preset_list() -> str:
+    from stylizer.presets import all_presets
+
+    width = max(len(preset.name) for preset in all_presets())
+    return "\n".join(f"{preset.name:<{width}}  {preset.credit}" for preset in all_presets())
+
+
+def _credit(preset: str | None) -> str:
+    from stylizer.presets import get_preset
+
+    return f" in the style of {get_preset(preset).credit} (public domain)" if preset else ""
+
+
+def _preset_path(name: str) -> Path:
+    from stylizer.presets import get_preset
+
+    return get_preset(name).path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from stylizer.images import InvalidImage, check_paintable, load_image
+    from stylizer.presets import UnknownPreset
     from stylizer.weights import WeightsUnavailable, load_vgg19, prefetch
 
     def bad_input(message: str) -> int:
@@ -136,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         except WeightsUnavailable as error:
             return bad_input(str(error))
         return 0
-    if args.content is None or not args.styles:
-        parser.error("a content image and at least one style image are needed")
+    if args.list_presets:
+        print(_preset_list())
+        return 0
+    if args.content is None or bool(args.styles) == bool(args.preset):
+        parser.error("a content image and either style images or --preset NAME are needed")
+    if args.timelapse is not None and args.timelapse.suffix.lower() != ".webp":
+        parser.error("--timelapse writes an animated WebP: give a file ending in .webp")
     if args.style_blend is not None and len(args.style_blend) != len(args.styles):
         parser.error(f"--style-blend needs one share per style image ({len(args.styles)})")
     if not 1 <= args.variants <= MAX_STRENGTH - MIN_STRENGTH + 1 or args.steps < 1 or args.size < 16:
@@ -151,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         content = load_image(args.content)
         check_paintable(content, args.size, name=Path(args.content).name)
+        if args.preset:
+            args.styles = [_preset_path(args.preset)]
         styles = [load_image(path) for path in args.styles]
         for path, style in zip(args.styles, styles, strict=True):
             check_paintable(style, max(1, round(args.size * args.style_scale)), name=Path(path).name)
         net = load_vgg19(args.weights, progress=True)
-    except (InvalidImage, WeightsUnavailable) as error:
+    except (InvalidImage, WeightsUnavailable, UnknownPreset) as error:
         return bad_input(str(error))
     return _paint(args, content, styles, net, bad_input)
 
@@ -165,6 +206,7 @@ def _paint(args, content, styles, net, bad_input) -> int:
 
     from stylizer.strength import strength_label, strip_strengths
     from stylizer.strip import make_strip, variant_label
+    from stylizer.timelapse import FRAME_SIDE, FrameRecorder, encode_timelapse
     from stylizer.transfer import Progress, stylize
 
     if args.style_weight is None:
@@ -172,9 +214,12 @@ def _paint(args, content, styles, net, bad_input) -> int:
     else:
         weighting = {"style_weight": args.style_weight, "variants": args.variants}
 
+    recorder = FrameRecorder()
     with tqdm(total=args.steps, unit="step", dynamic_ncols=True) as bar:
 
         def show(progress: Progress) -> None:
+            if progress.preview is not None:
+                recorder.offer(progress.preview)
             bar.total = progress.total
             bar.set_description(progress.stage)
             bar.set_postfix(losses="/".join(f"{loss:.3g}" for loss in progress.losses))
@@ -197,6 +242,7 @@ def _paint(args, content, styles, net, bad_input) -> int:
             device=args.device,
             on_progress=show,
             progress_interval=0.2,
+            preview_size=FRAME_SIDE if args.timelapse else None,
         )
 
     if result.strengths is not None:
@@ -218,9 +264,15 @@ def _paint(args, content, styles, net, bad_input) -> int:
             image.save(path)
         except (OSError, ValueError) as error:
             return bad_input(f"cannot write {path}: {error}")
+    if args.timelapse is not None:
+        try:
+            args.timelapse.write_bytes(encode_timelapse(recorder.frames, outputs[0][1], max_bytes=TIMELAPSE_MAX_BYTES))
+        except OSError as error:
+            return bad_input(f"cannot write {args.timelapse}: {error}")
+    written = [str(path) for path, _ in outputs] + ([str(args.timelapse)] if args.timelapse else [])
     chosen = result.losses[result.chosen]
     print(
-        f"wrote {', '.join(str(path) for path, _ in outputs)} in {result.timings['total']:.1f} s; "
+        f"wrote {', '.join(written)} in {result.timings['total']:.1f} s{_credit(args.preset)}; "
         f"loss {chosen['total']:.4g} (content {chosen['content']:.4g}, style {chosen['style']:.4g}); "
         f"params {json.dumps(result.params)}"
     )

@@ -43,8 +43,8 @@ class Preset:
 
 
 @functools.cache
-def presets() -> tuple[Preset, ...]:
-    """Every shipped painting, in the order of presets.toml (artist, roughly by fame of the style)."""
+def all_presets() -> tuple[Preset, ...]:
+    """Every shipped painting, in the order of presets.toml (by name: the painter first)."""
     with (PAINTINGS_DIR / "presets.toml").open("rb") as file:
         table = tomllib.load(file)
     return tuple(Preset(**entry) for entry in table["preset"])
@@ -53,7 +53,7 @@ def presets() -> tuple[Preset, ...]:
 def get_preset(name: str) -> Preset:
     """The preset called ``name`` (its identifier, or its title in any case); ``UnknownPreset`` otherwise."""
     wanted = _folded(name)
-    for preset in presets():
+    for preset in all_presets():
         if wanted in (preset.name, _folded(preset.title)):
             return preset
     raise UnknownPreset(f"There is no preset painting called {name!r}; list them with --list-presets.")
@@ -63,7 +63,7 @@ def search_presets(query: str, limit: int = MAX_MATCHES) -> list[Preset]:
     """The presets whose title, artist or name contain every word of ``query`` (case and accents ignored),
     those whose title or artist starts with the query first; all of them (up to ``limit``) for an empty one."""
     words = _folded(query).split()
-    found = [p for p in presets() if all(word in _haystack(p) for word in words)]
+    found = [p for p in all_presets() if all(word in _haystack(p) for word in words)]
     text = " ".join(words)
     found.sort(key=lambda p: not (_folded(p.title).startswith(text) or _folded(p.artist).startswith(text)))
     return found[:limit]

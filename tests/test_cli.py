@@ -151,3 +151,45 @@ def test_strength_outside_1_to_10_is_refused(photo, painting, capsys):
         main([photo, painting, "--strength", "11", "--weights", "random"])
     assert exit_info.value.code == 2
     assert "--strength" in capsys.readouterr().err
+
+
+def test_list_presets_names_every_shipped_painting_with_its_credit(capsys):
+    from stylizer.presets import all_presets
+
+    assert main(["--list-presets"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(all_presets())
+    assert any(line.startswith("klimt_the_kiss ") and line.endswith("The Kiss, Gustav Klimt, 1907–1908")
+               for line in lines)
+
+
+def test_a_preset_paints_credited_and_the_timelapse_is_an_animation_ending_on_the_result(tmp_path, photo):
+    result = run_cli(photo, "--preset", "klimt_the_kiss", "--weights", "random", "--size", "32", "--steps", "6",
+                     "--variants", "1", "-o", str(tmp_path / "out.png"), "--timelapse", str(tmp_path / "t.webp"))
+    assert result.returncode == 0, result.stderr
+    assert "The Kiss, Gustav Klimt, 1907–1908" in result.stdout
+    with Image.open(tmp_path / "t.webp") as animation, Image.open(tmp_path / "out.png") as out:
+        assert animation.is_animated and animation.n_frames >= 2
+        animation.seek(animation.n_frames - 1)
+        assert animation.size == out.size  # ends on the result, at the result's size (under 256 px)
+
+
+@pytest.mark.parametrize("args, complaint", [
+    (["--preset", "mona_lisa"], "mona_lisa"),
+])
+def test_an_unknown_preset_exits_2_with_one_line(tmp_path, photo, args, complaint):
+    assert_one_line_naming(run_cli(photo, *args, "--weights", "random", "-o", str(tmp_path / "o.png")), complaint)
+
+
+@pytest.mark.parametrize("extra, complaint", [
+    (["STYLE", "--preset", "klimt_the_kiss"], "either style images or --preset"),
+    ([], "either style images or --preset"),
+    (["STYLE", "--timelapse", "t.gif"], "ending in .webp"),
+])
+def test_a_style_and_a_preset_neither_or_a_timelapse_that_is_not_webp_is_refused(photo, painting, extra, complaint,
+                                                                                  capsys):
+    args = [painting if item == "STYLE" else item for item in extra]
+    with pytest.raises(SystemExit) as exit_info:
+        main([photo, *args, "--weights", "random"])
+    assert exit_info.value.code == 2
+    assert complaint in capsys.readouterr().err

@@ -10,13 +10,13 @@ import torch
 from PIL import Image
 
 from stylizer.images import load_image
-from stylizer.presets import MAX_MATCHES, UnknownPreset, get_preset, presets, search_presets
+from stylizer.presets import MAX_MATCHES, UnknownPreset, all_presets, get_preset, search_presets
 from stylizer.style_cache import StyleTargetCache, cached_style_targets, style_targets
 from stylizer.timelapse import FrameRecorder, encode_timelapse
 
 
 def test_every_preset_ships_a_readable_painting_with_its_credit():
-    shipped = presets()
+    shipped = all_presets()
     assert len(shipped) >= 10
     assert len({p.name for p in shipped}) == len(shipped)
     for preset in shipped:
@@ -44,7 +44,7 @@ def test_search_matches_titles_and_artists_without_case_or_accents():
     starting = search_presets("monet")
     assert starting and all(p.artist == "Claude Monet" for p in starting)
     assert search_presets("no such painter") == []
-    assert len(search_presets("")) == min(MAX_MATCHES, len(presets()))
+    assert len(search_presets("")) == min(MAX_MATCHES, len(all_presets()))
     assert len(search_presets("", limit=3)) == 3
 
 
