@@ -1030,3 +1030,16 @@ async def test_a_retry_of_a_failed_job_paints_from_scratch_without_a_word_about_
     reply = RecordingReply()
     await run_job(service, retry, reply)
     assert service.executor.jobs[0].painted == () and "scratch" not in reply.last.content
+
+
+def test_preset_choices_fit_discords_limits_and_a_preset_caption_credits_the_painting():
+    from stylizer.presets import all_presets
+
+    assert len(messages.preset_choice("T" * 120, "Artist", "1900")) == 100
+    for preset in all_presets():
+        label = messages.preset_choice(preset.title, preset.artist, preset.year)
+        assert 1 <= len(label) <= 100 and preset.artist in label
+    caption = messages.caption(strength=5, strengths=(3, 4, 5, 6, 7), seed=1, size=128, seconds=2.0,
+                               credit="The Kiss, Gustav Klimt, 1907–1908")
+    assert "The Kiss, Gustav Klimt, 1907–1908" in caption and "public domain" in caption
+    assert "Style:" not in messages.caption(strength=5, strengths=(5,), seed=1, size=128, seconds=2.0)
