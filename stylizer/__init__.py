@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stylizer.images import ImageLimits, InvalidImage, load_image
+    from stylizer.options import StylizeOptions, variant_factors_for
+    from stylizer.progress import Cancelled, Progress
     from stylizer.strip import encode_within, make_strip
-    from stylizer.transfer import Cancelled, Progress, StylizeResult, stylize, variant_factors_for
+    from stylizer.transfer import StylizeResult, stylize
     from stylizer.weights import (
         CONTENT_LAYERS,
         STYLE_LAYERS,
@@ -29,11 +31,12 @@ _MODULE_OF = {
     "load_image": "stylizer.images",
     "encode_within": "stylizer.strip",
     "make_strip": "stylizer.strip",
-    "Cancelled": "stylizer.transfer",
-    "Progress": "stylizer.transfer",
+    "Cancelled": "stylizer.progress",
+    "Progress": "stylizer.progress",
+    "StylizeOptions": "stylizer.options",
     "StylizeResult": "stylizer.transfer",
     "stylize": "stylizer.transfer",
-    "variant_factors_for": "stylizer.transfer",
+    "variant_factors_for": "stylizer.options",
     "CONTENT_LAYERS": "stylizer.weights",
     "STYLE_LAYERS": "stylizer.weights",
     "VGG19_HASH_PREFIX": "stylizer.weights",
@@ -52,6 +55,7 @@ __all__ = [
     "ImageLimits",
     "InvalidImage",
     "Progress",
+    "StylizeOptions",
     "StylizeResult",
     "WeightsUnavailable",
     "encode_within",

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from stylizer.images import ImageLimits
+from stylizer.options import DEFAULT_SIZE, StylizeOptions
 from stylizer.strength import DEFAULT_STRENGTH
 
 FailureKind = Literal["invalid_image", "cancelled", "timeout", "oom", "crashed", "unavailable", "internal"]
@@ -21,19 +23,19 @@ class JobOptions:
     """
 
     strength: int = DEFAULT_STRENGTH
-    style_weight: float | None = None
-    content_weight: float = 1.0
-    tv_weight: float = 0.0
-    variants: int = 5
-    size: int = 512
-    steps: int = 300
-    seed: int | None = None
-    preserve_colors: bool = False
+    style_weight: float | None = StylizeOptions.style_weight
+    content_weight: float = StylizeOptions.content_weight
+    tv_weight: float = StylizeOptions.tv_weight
+    variants: int = StylizeOptions.variants
+    size: int = DEFAULT_SIZE
+    steps: int = StylizeOptions.steps
+    seed: int | None = None  # None: the painter chooses one and reports it
+    preserve_colors: bool = StylizeOptions.preserve_colors
     # Byte budget for each encoded output image (Discord's upload limit can be as low as 10 MiB).
     output_max_bytes: int = 8 * 1024 * 1024
     # Decoding limits applied again in the worker: the bot's check is not trusted blindly.
-    max_pixels: int = 40_000_000
-    max_input_side: int = 4096
+    max_pixels: int = ImageLimits.max_pixels
+    max_input_side: int = ImageLimits.max_side
 
 
 @dataclass(frozen=True)
