@@ -82,12 +82,10 @@ NO_IMAGE_IN_MESSAGE = "That message has no picture I can use."
 STYLE_REMEMBERED = "Got it — I'll use {filename} as your style for the next {minutes} minutes. " \
     "Now right-click a photo → Apps → Stylize with my style."
 NO_STYLE_REMEMBERED = "You haven't picked a style yet: right-click a painting → Apps → Use as style, then try again."
-CANCELLED = "Cancelled."
 NOT_CANCELLABLE = "That picture is already finished."
 GALLERY_MISSING = "This server has no gallery channel for me to share in."
 GALLERY_UNREACHABLE = "I can't post in the gallery channel right now."
 SHARED = "Shared in the gallery."
-DELETED_REFUSAL = "I couldn't delete that message."
 RESTARTING = "The bot is restarting — your picture will be finished when it's back."
 RESUME_EXPIRED = "I restarted and couldn't finish your picture: the links to your images have expired — " \
     "please send them again."
@@ -176,10 +174,6 @@ def failure(kind: str, detail: str) -> str:
     return FAILURES.get(kind, FAILURES["internal"])
 
 
-def failed_privately(text: str) -> str:
-    return f"{text} (Retry paints the same request again.)"
-
-
 REPAINTED_FROM_SCRATCH = "The picture this repaints was no longer kept, so every variant was painted from scratch."
 
 
@@ -193,10 +187,10 @@ def reused(count: int, total: int) -> str:
 
 def caption(*, strength: int, strengths: tuple[int, ...], seed: int, size: int, seconds: float,
             note: str | None = None, reused_count: int = 0) -> str:
-    painted = f"painted in {seconds:.1f} s"
+    timing = f"painted in {seconds:.1f} s"
     if reused_count:
-        painted += f" ({reused(reused_count, len(strengths))})"
-    parts = [f"{strength_label(strength)}/{MAX_STRENGTH}", f"seed {seed}", f"{size} px", painted]
+        timing += f" ({reused(reused_count, len(strengths))})"
+    parts = [f"{strength_label(strength)}/{MAX_STRENGTH}", f"seed {seed}", f"{size} px", timing]
     text = " · ".join(parts)
     if len(strengths) > 1:
         tiles = ", ".join(strength_label(s) for s in strengths)
