@@ -113,10 +113,10 @@ def _check_pixels(image: Image.Image, name: str, limits: ImageLimits) -> None:
 def _target_size(size: tuple[int, int], name: str, limits: ImageLimits) -> tuple[int, int]:
     """The size after capping the longer side, refusing images too thin or too small to paint."""
     width, height = size
-    scale = min(1.0, limits.max_side / max(width, height))
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    capped = max(width, height) > limits.max_side
+    target = longest_side_size(size, limits.max_side) if capped else size
     if min(target) < limits.min_side:
-        if scale < 1.0:
+        if capped:
             raise InvalidImage(
                 name, f"{name} is too narrow ({width}×{height}): scaled to at most {limits.max_side} pixels it "
                       f"would be {target[0]}×{target[1]}, under the {limits.min_side}-pixel minimum.")
