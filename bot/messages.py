@@ -174,7 +174,7 @@ def failure(kind: str, detail: str) -> str:
     return FAILURES.get(kind, FAILURES["internal"])
 
 
-REPAINTED_FROM_SCRATCH = "The picture this repaints was no longer kept, so every variant was painted from scratch."
+REPAINTED_FROM_SCRATCH = "The picture this repaints was no longer kept, so every strength was painted from scratch."
 
 
 def painted_already(strength: int) -> str:

@@ -30,7 +30,7 @@ class StylizeOptions:
     Variants: by default the ``variants`` strengths of ``strip_strengths(strength, variants)`` (or the
     ``strengths`` given), their style weights calibrated for the pair (``calibration.Balance``). Experts give
     a raw ``style_weight`` instead (the referee's objective, uncalibrated): variant ``i`` then uses
-    ``style_weight * factors[i]``, factors ``variant_factors`` or ``calibration.variant_factors_for(variants)``.
+    ``style_weight * factors[i]``, factors ``variant_factors`` or ``variant_factors_for(variants)``.
 
     Objective: ``content_weight``, ``tv_weight``; several styles blend their Gram targets with ``style_blend``
     (normalised; equal shares when None); ``style_scale`` sizes each style relative to the output's longest

@@ -18,8 +18,9 @@ FailureKind = Literal["invalid_image", "cancelled", "timeout", "oom", "crashed",
 class JobOptions:
     """Everything the painter needs besides the two images; all of it ends up in the result's params.
 
-    The painter paints ``variants`` neighbouring strengths around ``strength`` (``strength.strip_strengths``);
-    ``style_weight`` is the experts' raw weight at ``strength`` (None: the stylizer's balance for the pair).
+    The painter paints a strip of ``variants`` tiles, neighbouring strengths around ``strength``
+    (``strength.strip_strengths``); ``style_weight`` is the experts' raw weight at ``strength`` (None: the
+    stylizer's balance for the pair).
     """
 
     strength: int = DEFAULT_STRENGTH
@@ -78,19 +79,19 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class JobDone:
-    image: bytes  # the chosen variant, encoded within options.output_max_bytes
+    image: bytes  # the chosen tile, encoded within options.output_max_bytes
     image_ext: str  # "png" or "jpg"
-    strip: bytes  # the labelled strip of every variant, encoded within the same budget
+    strip: bytes  # the labelled strip of every tile, encoded within the same budget
     strip_ext: str
-    image_size: tuple[int, int]  # (width, height) of the chosen variant
+    image_size: tuple[int, int]  # (width, height) of the chosen tile
     strip_size: tuple[int, int]
-    strengths: tuple[int, ...]  # one per variant, in strip order (the tiles' labels)
-    style_weights: tuple[float, ...]  # one per variant, in strip order
+    strengths: tuple[int, ...]  # one per tile, in strip order (the tiles' labels)
+    style_weights: tuple[float, ...]  # one per tile, in strip order
     chosen: int  # index into strengths / style_weights of the image in ``image``
     seconds: float  # painting time, not counting the wait in the queue
     params: dict = field(default_factory=dict)  # every parameter used, enough to reproduce the result
     note: str | None = None  # something the user should know, e.g. "rendered smaller after running out of memory"
-    tiles: tuple[bytes, ...] = ()  # every variant as a lossless PNG, in strip order: a later redo's Job.painted
+    tiles: tuple[bytes, ...] = ()  # every tile as a lossless PNG, in strip order: a later redo's Job.painted
     reused: tuple[int, ...] = ()  # the strengths taken from Job.painted as they were; the others were painted
 
 

@@ -90,15 +90,16 @@ def run_job(
         plan = plan_reuse(strengths, earlier, resize_longest(content, size).size, options.steps)
         if not plan.to_paint:
             return plan, None
-        settings = _stylize_options(options, plan, seed=seed, device=str(device), progress_interval=progress_interval,
+        settings = _stylize_options(options, plan, seed=seed, device=str(device),
+                                    progress_interval=progress_interval,
                                     preview_size=min(PREVIEW_MAX_SIDE, size) if previews else None)
         return plan, stylize(content, style, net=net, size=size, strength=_chosen_strength(options, plan.to_paint),
                              options=settings, init_images=plan.starts(earlier), on_progress=report,
                              cancel=cancelled)
 
     def calibrate(tile_strengths: tuple[int, ...]) -> list[float]:
-        settings = StylizeOptions(content_weight=options.content_weight, preserve_colors=options.preserve_colors,
-                                  device=str(device))
+        settings = StylizeOptions(content_weight=options.content_weight,
+                                  preserve_colors=options.preserve_colors, device=str(device))
         return calibrated_style_weights(content, style, tile_strengths, net=net, size=options.size,
                                         options=settings)
 
