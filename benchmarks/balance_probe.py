@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
-from stylizer.transfer import _Objective, _Precision, gram, pil_to_tensor, resize_longest  # noqa: E402
+from stylizer.images import resize_longest  # noqa: E402
+from stylizer.objective import Objective, Precision, gram, pil_to_tensor  # noqa: E402
 from stylizer.weights import CONTENT_LAYERS, STYLE_LAYERS, load_vgg19  # noqa: E402
 
 # Balanced raw style weights measured in issue 11 (content 1).
@@ -41,9 +42,9 @@ def main() -> None:
                                              128), "cpu")
         painting = pil_to_tensor(resize_longest(Image.open(SHARED / "images" / "style" / style_name).convert("RGB"),
                                                 128), "cpu")
-        objective = _Objective(net, photo, [painting], [1.0], content_layers=tuple(CONTENT_LAYERS),
+        objective = Objective(net, photo, [painting], [1.0], content_layers=tuple(CONTENT_LAYERS),
                                style_layers=tuple(STYLE_LAYERS), content_weight=1.0, style_weights=torch.ones(1),
-                               tv_weight=0.0, precision=_Precision(torch.device("cpu"), "fp32"))
+                               tv_weight=0.0, precision=Precision(torch.device("cpu"), "fp32"))
         with torch.no_grad():
             features = objective.features(photo)
             energy = sum(float(t.square().mean()) for t in objective.content_targets)

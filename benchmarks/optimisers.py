@@ -32,7 +32,10 @@ sys.path.insert(0, str(SHARED / "bench"))
 
 import gatys_reference as referee_module  # noqa: E402
 
-from stylizer.transfer import pil_to_tensor, resize_longest, stylize  # noqa: E402
+from stylizer.images import resize_longest  # noqa: E402
+from stylizer.objective import pil_to_tensor  # noqa: E402
+from stylizer.options import StylizeOptions  # noqa: E402
+from stylizer.transfer import stylize  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
 STAND_IN = SHARED / "weights" / "vgg16_imagenet_as_vgg19.pth"
@@ -52,12 +55,13 @@ def pair(content: str, style: str) -> tuple[Image.Image, Image.Image]:
             Image.open(SHARED / "images" / "style" / style).convert("RGB"))
 
 
-def curve(net, content, style, size, steps, weighting, options) -> dict:
+def curve(net, content, style, size, steps, strengths, options) -> dict:
     losses: list[list[float]] = []
     started = time.perf_counter()
-    result = stylize(content, style, net=net, size=size, steps=steps, schedule=((1.0, 1.0),), seed=0,
-                     device="cpu", on_progress=lambda p: losses.append(p.losses), progress_interval=0,
-                     **weighting, **options)
+    settings = StylizeOptions(steps=steps, schedule=((1.0, 1.0),), seed=0, device="cpu", progress_interval=0,
+                              strengths=strengths, **options)
+    result = stylize(content, style, net=net, size=size, strength=strengths[len(strengths) // 2], options=settings,
+                     on_progress=lambda p: losses.append(p.losses))
     return {"options": options, "losses": losses, "final": [row["total"] for row in result.losses],
             "seconds": round(time.perf_counter() - started, 2), "undone_steps": result.params["undone_steps"],
             "style_weights": result.style_weights, "precision": result.params["precision"]}
@@ -68,9 +72,7 @@ def curves(args) -> dict:
     content, style = pair(args.content, args.style)
     runs = {}
     for name in args.optimisers:
-        runs[name] = curve(net, content, style, args.size, args.steps,
-                           {"strength": args.strengths[len(args.strengths) // 2], "strengths": args.strengths},
-                           OPTIMISERS[name])
+        runs[name] = curve(net, content, style, args.size, args.steps, args.strengths, OPTIMISERS[name])
         print(f"{name:18} final {[round(v, 2) for v in runs[name]['final']]}  {runs[name]['seconds']} s  "
               f"undone {runs[name]['undone_steps']}", flush=True)
     return {"kind": "curves", "size": args.size, "steps": args.steps, "strengths": args.strengths,
@@ -86,8 +88,9 @@ def divergence(args) -> dict:
             photo = pil_to_tensor(resize_longest(content, size), "cpu")
             painting = pil_to_tensor(resize_longest(style, size), "cpu")
             start = referee_module.Referee(net, photo, painting, 1e4, 1.0).score(photo)[0]
-            result = stylize(content, style, net=net, size=size, steps=args.steps, style_weight=1e4, variants=1,
-                             optimizer="lbfgs", device="cpu", precision=args.precision, safeguard=guarded)
+            settings = StylizeOptions(steps=args.steps, style_weight=1e4, variants=1, optimizer="lbfgs", device="cpu",
+                                      precision=args.precision, safeguard=guarded)
+            result = stylize(content, style, net=net, size=size, options=settings)
             row = {"size": size, "safeguard": guarded, "steps": args.steps, "start": start,
                    "final": result.losses[0]["total"],
                    "undone_steps": result.params["undone_steps"], "levels": result.params["levels"],

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from PIL import Image  # noqa: E402
 from speed import DEFAULT_CONTENT, DEFAULT_STYLE, PeakMemory, timed, warm_up_stylizer  # noqa: E402
 
+from stylizer.options import StylizeOptions  # noqa: E402
 from stylizer.transfer import stylize  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
@@ -52,16 +53,17 @@ def main() -> None:
     content_image = Image.open(args.content).convert("RGB")
     style_image = Image.open(args.style).convert("RGB")
     memory = PeakMemory(device)
-    options = {"net": net, "style_weight": style_weight, "content_weight": content_weight, "device": device,
+    options = {"style_weight": style_weight, "content_weight": content_weight, "device": device,
                "precision": args.precision}
     print(f"device {device_name(device)}; weights {args.weights}; {args.variants} variants; {args.steps} steps")
     print(f"{'size':>5} {'levels':<22} {'wall s':>7} {'s/step':>7} {'peak MiB':>9} {'reserved MiB':>12}  "
           f"within {args.limit_gib:g} GiB")
     rows = []
     for size in args.sizes:
-        warm_up_stylizer(content_image, style_image, size=size, batch_sizes=(args.variants,), **options)
+        warm_up_stylizer(content_image, style_image, net=net, size=size, batch_sizes=(args.variants,), **options)
         run = timed(device, memory, lambda size=size: stylize(
-            content_image, style_image, size=size, steps=args.steps, variants=args.variants, **options))
+            content_image, style_image, net=net, size=size,
+            options=StylizeOptions(steps=args.steps, variants=args.variants, **options)))
         # CPU: RSS already counts what the allocator holds; there is no separate reservation.
         reserved = torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else None
         params = run.result.params

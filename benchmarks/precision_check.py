@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
-from stylizer.transfer import cpu_has_native_bf16, stylize  # noqa: E402
+from stylizer.objective import cpu_has_native_bf16  # noqa: E402
+from stylizer.options import StylizeOptions  # noqa: E402
+from stylizer.transfer import stylize  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
 
@@ -40,8 +42,8 @@ def main() -> None:
     style = Image.open(SHARED / "images" / "style" / args.style).convert("RGB")
     rows = {}
     for precision in ("fp32", "auto"):
-        result = stylize(content, style, net=net, size=args.size, steps=args.steps, strength=args.strength,
-                         variants=1, seed=0, device="cpu", precision=precision)
+        settings = StylizeOptions(steps=args.steps, variants=1, seed=0, device="cpu", precision=precision)
+        result = stylize(content, style, net=net, size=args.size, strength=args.strength, options=settings)
         rows[precision] = {"precision": result.params["precision"], "seconds": round(result.timings["total"], 2),
                            "loss": result.losses[0]["total"], "levels": result.params["levels"]}
         print(f"{precision:5} -> {result.params['precision']}: {result.timings['total']:.1f} s, "

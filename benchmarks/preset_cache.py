@@ -27,7 +27,7 @@ SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
 from bot.config import StyleConfig  # noqa: E402
-from stylizer import style_cache, transfer  # noqa: E402
+from stylizer import objective, style_cache  # noqa: E402
 from stylizer.executor import runner  # noqa: E402
 from stylizer.executor.base import Job, JobOptions  # noqa: E402
 from stylizer.presets import get_preset  # noqa: E402
@@ -52,7 +52,7 @@ def instrument() -> None:
     def style_targets(compute, detail):
         return style_cache.style_targets(timed("targets", compute), detail)
 
-    transfer.style_targets = style_targets
+    objective.style_targets = style_targets
     runner.encode_timelapse = timed("timelapse", runner.encode_timelapse)
 
 

@@ -40,7 +40,8 @@ import gatys_reference as referee_module  # noqa: E402
 from bot.config import StyleConfig  # noqa: E402
 from stylizer.executor.base import Job, JobDone, JobOptions  # noqa: E402
 from stylizer.executor.runner import run_job  # noqa: E402
-from stylizer.transfer import pil_to_tensor, resize_longest  # noqa: E402
+from stylizer.images import resize_longest  # noqa: E402
+from stylizer.objective import pil_to_tensor  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
 DEFAULT_CONTENT = SHARED / "images" / "content" / "chelsea.jpg"

@@ -49,7 +49,9 @@ sys.path.insert(0, str(SHARED / "bench"))
 import gatys_reference as referee_module  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stylizer.transfer import DEFAULT_SCHEDULE, pil_to_tensor, stylize, variant_factors_for  # noqa: E402
+from stylizer.objective import pil_to_tensor  # noqa: E402
+from stylizer.options import DEFAULT_SCHEDULE, StylizeOptions, variant_factors_for  # noqa: E402
+from stylizer.transfer import stylize  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
 DEFAULT_CONTENT = SHARED / "images" / "content" / "chelsea.jpg"
@@ -122,23 +124,16 @@ def timed(device: torch.device, memory: PeakMemory, work) -> Run:
     return Run(result, wall, cpu, memory.peak_mib(), (load_before + load_average()) / 2)
 
 
-def warm_up_stylizer(content_image, style_image, *, size: int, batch_sizes, **options) -> None:
+def warm_up_stylizer(content_image, style_image, *, net, size: int, batch_sizes, **options) -> None:
     """One step at every level of the default schedule, for every batch size a timed run will use.
 
     cuDNN builds a plan per input shape on its first use, and each level and batch size is a shape of its own;
     an unreachable-looking target (any loss is below 1e30) also runs the fp32 freeze check at full size."""
     one_step_each = [(scale, 1) for scale, _ in DEFAULT_SCHEDULE]
     for variants in sorted(set(batch_sizes)):
-        stylize(
-            content_image,
-            style_image,
-            size=size,
-            steps=len(one_step_each),
-            schedule=one_step_each,
-            variants=variants,
-            target_loss=1e30,
-            **options,
-        )
+        stylize(content_image, style_image, net=net, size=size,
+                options=StylizeOptions(steps=len(one_step_each), schedule=one_step_each, variants=variants,
+                                       target_loss=1e30, **options))
 
 
 def main() -> None:
@@ -201,20 +196,12 @@ def main() -> None:
     memory = PeakMemory(device)
 
     def run_stylizer(variants: int, targets: list[float]):
-        return stylize(
-            content_image,
-            style_image,
-            net=net,
-            size=args.size,
-            steps=args.steps,
-            style_weight=style_weight,
-            content_weight=content_weight,
-            variants=variants,
+        options = StylizeOptions(
+            steps=args.steps, style_weight=style_weight, content_weight=content_weight, variants=variants,
             **({"optimizer": args.optimizer} if args.optimizer else {}),
-            target_loss=[t * (1 - args.margin) for t in targets],
-            device=device,
-            precision=args.precision,
+            target_loss=[t * (1 - args.margin) for t in targets], device=device, precision=args.precision,
         )
+        return stylize(content_image, style_image, net=net, size=args.size, options=options)
 
     def delivered(result) -> torch.Tensor:
         return torch.cat([pil_to_tensor(image, device) for image in result.images])

@@ -33,7 +33,10 @@ sys.path.insert(0, str(SHARED / "bench"))
 
 import gatys_reference as referee_module  # noqa: E402
 
-from stylizer.transfer import pil_to_tensor, resize_longest, stylize  # noqa: E402
+from stylizer.images import resize_longest  # noqa: E402
+from stylizer.objective import pil_to_tensor  # noqa: E402
+from stylizer.options import StylizeOptions  # noqa: E402
+from stylizer.transfer import stylize  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
 STAND_IN = SHARED / "weights" / "vgg16_imagenet_as_vgg19.pth"
@@ -70,19 +73,10 @@ def paint_pair(net, content_name: str, style_name: str, args) -> dict:
     content = content.convert("RGB")
     style = Image.open(SHARED / "images" / "style" / style_name).convert("RGB")
     started = time.perf_counter()
-    result = stylize(
-        content,
-        style,
-        net=net,
-        size=args.size,
-        steps=args.steps,
-        strength=args.strengths[len(args.strengths) // 2],
-        strengths=args.strengths,
-        optimizer=args.optimizer,
-        precision=args.precision,
-        seed=0,
-        device="cpu",
-    )
+    settings = StylizeOptions(steps=args.steps, strengths=args.strengths, optimizer=args.optimizer,
+                              precision=args.precision, seed=0, device="cpu")
+    result = stylize(content, style, net=net, size=args.size, strength=args.strengths[len(args.strengths) // 2],
+                     options=settings)
     seconds = time.perf_counter() - started
     photo = resize_longest(content, args.size)
     errors = relative_content_errors(net, photo, result.images)

@@ -39,24 +39,22 @@ def apply_endpoints(api_base: str, gateway_url: str) -> None:
 
 def make_executor(config: Config) -> Executor:
     executor, limits = config.executor, config.limits
+    # What every painter is told, whichever executor runs it.
+    painter = {"weights": executor.weights, "device": executor.device, "job_timeout_s": limits.job_timeout_s,
+               "progress_interval_s": executor.progress_interval_s, "previews": True,
+               "max_attempts": executor.max_attempts}
     if executor.kind == "ray":
         from stylizer.executor.ray_serve import RayExecutor
 
         return RayExecutor(
-            address=executor.address, weights=executor.weights, device=executor.device,
-            replicas=executor.replicas, num_gpus=executor.num_gpus, num_cpus=executor.num_cpus,
-            resources=dict(executor.ray_resources), replica_wait_s=executor.replica_wait_s,
-            deploy=executor.deploy_app,
-            max_queued_per_replica=executor.max_queued_per_replica, job_timeout_s=limits.job_timeout_s,
-            progress_interval_s=executor.progress_interval_s, previews=True, max_attempts=executor.max_attempts,
+            address=executor.address, replicas=executor.replicas, num_gpus=executor.num_gpus,
+            num_cpus=executor.num_cpus, resources=dict(executor.ray_resources),
+            replica_wait_s=executor.replica_wait_s, deploy=executor.deploy_app,
+            max_queued_per_replica=executor.max_queued_per_replica, **painter,
         )
     from stylizer.executor.local import LocalExecutor
 
-    return LocalExecutor(
-        weights=executor.weights, device=executor.device, max_queue=limits.queue_length,
-        job_timeout_s=limits.job_timeout_s, progress_interval_s=executor.progress_interval_s, previews=True,
-        max_attempts=executor.max_attempts,
-    )
+    return LocalExecutor(max_queue=limits.queue_length, **painter)
 
 
 class StyleBot(discord.Client):

@@ -67,8 +67,8 @@ class ButtonHandlers:
                 edge, limit = ("minimum", MIN_STRENGTH) if custom.action == "less" else ("maximum", MAX_STRENGTH)
                 return messages.STRENGTH_AT_LIMIT.format(edge=edge, strength=limit)
             return stepped
-        painted = (record.result or {}).get("strengths", [])
-        if custom.argument is None or custom.argument not in painted:
+        strengths = (record.result or {}).get("strengths", [])
+        if custom.argument is None or custom.argument not in strengths:
             return messages.TOO_OLD
         return request.upscaled(custom.argument, max(self.config.style.sizes), parent_job=job_id)
 

@@ -7,7 +7,6 @@ Discord never offers them where the bot could not answer.
 from __future__ import annotations
 
 import asyncio
-import random
 
 import discord
 from discord import app_commands
@@ -18,16 +17,12 @@ from bot.intake import Intake, answer_privately, attachment_info, may_be_an_imag
 from bot.journal import AttachmentInfo
 from bot.memory import StyleMemory
 from bot.request import Request
+from stylizer.options import choose_seed
 from stylizer.presets import Preset, UnknownPreset, get_preset, search_presets
 from stylizer.strength import MAX_STRENGTH, MIN_STRENGTH
 
 ALLOWED_CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)
 ALLOWED_INSTALLS = app_commands.AppInstallationType(guild=True, user=False)
-
-
-def random_seed(seed: int | None) -> int:
-    # A seed is always chosen here so that Less/More style can repeat it.
-    return random.randrange(2**31) if seed is None else seed
 
 
 def first_image(message: discord.Message) -> discord.Attachment | None:
@@ -54,7 +49,7 @@ class Commands:
         content_info = attachment_info("content", content)
         request = Request(
             strength=strength or self.config.style.default_strength, size=size or self.config.style.default_size,
-            seed=random_seed(seed), preserve_colors=preserve_colors, variants=self.config.style.variants,
+            seed=choose_seed(seed), preserve_colors=preserve_colors, variants=self.config.style.variants,
             content_name=content.filename, output_max_bytes=output_budget(interaction),
             style_name=chosen.credit if isinstance(chosen, Preset) else chosen.filename,
             preset=chosen.name if isinstance(chosen, Preset) else None,
@@ -113,7 +108,7 @@ class Commands:
         content = attachment_info("content", image)
         request = Request(
             strength=self.config.style.default_strength, size=self.config.style.default_size,
-            seed=random_seed(None), preserve_colors=False, variants=self.config.style.variants,
+            seed=choose_seed(None), preserve_colors=False, variants=self.config.style.variants,
             content_name=image.filename, style_name=style.filename, output_max_bytes=output_budget(interaction),
         )
         await self.intake.submit(interaction, content=content, style=style, attachments=[content, style],

@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from stylizer.executor.ray_serve import custom_resources
+from stylizer.images import MIN_PAINTABLE_SIDE, ImageLimits
+from stylizer.options import StylizeOptions
+from stylizer.strength import DEFAULT_STRENGTH, MAX_STRENGTH, MAX_VARIANTS, MIN_STRENGTH
+
 MIB = 1024 * 1024
 # Discord lets a command option offer at most 25 choices; more would make the command sync fail at start.
 MAX_CHOICES = 25
+# No output larger than the side the pictures are decoded at.
+MAX_OUTPUT_SIDE = ImageLimits.max_side
 
 # Keys that older versions read: a config that still has one gets one line saying why it went and what to do.
 RETIRED_KEYS = {
@@ -51,8 +58,8 @@ class DiscordConfig:
 @dataclass(frozen=True)
 class LimitsConfig:
     max_attachment_bytes: int = 10 * MIB
-    max_pixels: int = 40_000_000
-    max_input_side: int = 4096
+    max_pixels: int = ImageLimits.max_pixels
+    max_input_side: int = ImageLimits.max_side
     queue_length: int = 20
     per_user_jobs: int = 2
     per_guild_jobs: int = 6
@@ -67,10 +74,10 @@ class StyleConfig:
     sizes: tuple[int, ...] = (128, 256, 512)
     default_size: int = 128
     steps: Mapping[int, int] = field(default_factory=lambda: {128: 100, 256: 150, 512: 300})
-    variants: int = 5
-    default_strength: int = 5
-    content_weight: float = 1.0
-    tv_weight: float = 0.0
+    variants: int = StylizeOptions.variants
+    default_strength: int = DEFAULT_STRENGTH
+    content_weight: float = StylizeOptions.content_weight
+    tv_weight: float = StylizeOptions.tv_weight
 
 
 @dataclass(frozen=True)
@@ -175,14 +182,12 @@ def _convert(where: str, value: Any, hint: Any) -> Any:
             converted[int(key)] = number
         return converted
     if hint == Mapping[str, float]:
-        # Custom Ray resources per replica; CPUs and GPUs have keys of their own.
-        if not isinstance(value, dict) or any(
-            isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0 or key in ("CPU", "GPU")
-            for key, amount in value.items()
-        ):
+        # Custom Ray resources per replica, checked as the RayExecutor checks them.
+        try:
+            return custom_resources(value)
+        except ValueError:
             raise ValueError(f"{where} must be a table of custom resources with positive amounts like "
-                             f"{{painter = 1}} (CPUs and GPUs: num_cpus, num_gpus), not {value!r}")
-        return {str(key): float(amount) for key, amount in value.items()}
+                             f"{{painter = 1}} (CPUs and GPUs: num_cpus, num_gpus), not {value!r}") from None
     raise TypeError(f"no converter for {hint!r}")
 
 
@@ -198,8 +203,9 @@ def _check(config: Config) -> list[str]:
         problems.append("[style] sizes must list at least one output size")
     if len(style.sizes) > MAX_CHOICES:
         problems.append(f"[style] sizes lists {len(style.sizes)} sizes; Discord offers at most {MAX_CHOICES} choices")
-    if any(size < 16 or size > 4096 for size in style.sizes):
-        problems.append(f"[style] sizes must be between 16 and 4096 pixels, not {list(style.sizes)}")
+    if any(size < MIN_PAINTABLE_SIDE or size > MAX_OUTPUT_SIDE for size in style.sizes):
+        problems.append(f"[style] sizes must be between {MIN_PAINTABLE_SIDE} and {MAX_OUTPUT_SIDE} pixels, "
+                        f"not {list(style.sizes)}")
     if style.sizes and style.default_size not in style.sizes:
         problems.append(f"[style] default_size {style.default_size} must be one of sizes {list(style.sizes)}")
     missing = [size for size in style.sizes if size not in style.steps]
@@ -207,10 +213,11 @@ def _check(config: Config) -> list[str]:
         problems.append(f"[style] steps has no entry for size(s) {missing}: add e.g. {missing[0]} = 300")
     if any(steps < 1 for steps in style.steps.values()):
         problems.append("[style] steps must all be at least 1")
-    if not 1 <= style.variants <= 10:
-        problems.append(f"[style] variants must be between 1 and 10, not {style.variants}")
-    if not 1 <= style.default_strength <= 10:
-        problems.append(f"[style] default_strength must be between 1 and 10, not {style.default_strength}")
+    if not 1 <= style.variants <= MAX_VARIANTS:
+        problems.append(f"[style] variants must be between 1 and {MAX_VARIANTS}, not {style.variants}")
+    if not MIN_STRENGTH <= style.default_strength <= MAX_STRENGTH:
+        problems.append(f"[style] default_strength must be between {MIN_STRENGTH} and {MAX_STRENGTH}, "
+                        f"not {style.default_strength}")
     if style.content_weight <= 0:
         problems.append("[style] content_weight must be greater than 0")
     if style.tv_weight < 0:

@@ -5,7 +5,6 @@ They survive a restart because everything else a button needs is looked up in th
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 PREFIX = "sty"
@@ -14,7 +13,6 @@ ACTIONS = ("cancel", "less", "more", "upscale", "retry", "delete", "share", "tim
 WITH_ARGUMENT = ("upscale",)
 # Job ids are uuid4().hex: 32 lowercase hex digits.
 JOB_ID = r"[0-9a-f]{32}"
-PATTERN = re.compile(rf"{PREFIX}:(?P<action>{'|'.join(ACTIONS)}):(?P<job_id>{JOB_ID})(?::(?P<argument>\d{{1,2}}))?")
 
 
 @dataclass(frozen=True)
@@ -26,14 +24,6 @@ class CustomId:
     def __str__(self) -> str:
         tail = "" if self.argument is None else f":{self.argument}"
         return f"{PREFIX}:{self.action}:{self.job_id}{tail}"
-
-
-def parse_custom_id(custom_id: str) -> CustomId | None:
-    match = PATTERN.fullmatch(custom_id)
-    if match is None:
-        return None
-    argument = match["argument"]
-    return CustomId(match["action"], match["job_id"], None if argument is None else int(argument))
 
 
 def template(action: str) -> str:

@@ -174,7 +174,7 @@ class Intake:
         return await self.fetch(source)
 
     def validate(self, data: bytes, name: str, size: int) -> None:
-        """Refuse now, before anything is queued, what the painter would answer_privately later."""
+        """Refuse now, before anything is queued, what the painter would refuse later: the user hears at once."""
         # Imported here so that merely loading the bot does not pull in Pillow's plugins.
         from stylizer.images import ImageLimits, check_paintable, load_image
 

@@ -3,9 +3,10 @@
 Every accepted job is written here before its user is told it is queued, so a restart can finish it.
 The uploaded bytes are kept with the job (each at most [limits] max_attachment_bytes, and dropped with the
 row after [journal] keep_finished_hours): Discord's signed attachment URLs expire, so both resuming and the
-Less/More/Variant buttons use the journal's copy instead of downloading again. Each finished job's painted tiles
+Less/More/Upscale/Retry buttons use the journal's copy instead of downloading again. Each finished job's painted tiles
 (lossless PNG per strength) and its timelapse (animated WebP) are kept beside it with the same retention, so
-that a redo or a Timelapse click after a restart still finds them. The whole journal is bounded by [journal] max_bytes: past it, the oldest finished jobs go first.
+that a redo or a Timelapse click after a restart still finds them. The whole journal is bounded by
+[journal] max_bytes: past it, the oldest finished jobs go first.
 
 Calls are short and synchronous; the bot runs the ones that carry image bytes through asyncio.to_thread.
 """
@@ -72,6 +73,14 @@ _JOB_BYTES = """
     + COALESCE(LENGTH(result), 0) + COALESCE((SELECT SUM(LENGTH(png)) FROM tiles WHERE tiles.job_id = jobs.job_id), 0)
     + COALESCE((SELECT LENGTH(webp) FROM timelapses WHERE timelapses.job_id = jobs.job_id), 0)
 """
+# What the jobs' uploads, tiles and records add up to: what ``max_bytes`` bounds.
+STORED_BYTES = f"SELECT COALESCE(SUM({_JOB_BYTES}), 0) FROM jobs"
+
+
+def token_alive(expires_at: float | None, now: float | None = None) -> bool:
+    """Whether an interaction token that dies at ``expires_at`` can still edit its response: not once it is
+    within TOKEN_SAFETY_MARGIN_S of dying, nor when its death is unknown."""
+    return expires_at is not None and (time.time() if now is None else now) < expires_at - TOKEN_SAFETY_MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -104,12 +113,6 @@ class JobRecord:
     error: str | None = None
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
-
-    def token_valid(self, now: float | None = None) -> bool:
-        """Whether the interaction token can still edit the original response."""
-        if not self.token or self.token_expires_at is None:
-            return False
-        return (time.time() if now is None else now) < self.token_expires_at - TOKEN_SAFETY_MARGIN_S
 
     def attachment(self, role: str) -> AttachmentInfo | None:
         return next((a for a in self.attachments if a.role == role), None)
@@ -215,10 +218,6 @@ class Journal:
         row = self._execute("SELECT webp FROM timelapses WHERE job_id = ?", (job_id,)).fetchone()
         return None if row is None else row[0]
 
-    def stored_bytes(self) -> int:
-        """What the jobs' uploads, tiles and records add up to: what ``max_bytes`` bounds."""
-        return self._execute(f"SELECT COALESCE(SUM({_JOB_BYTES}), 0) FROM jobs").fetchone()[0]
-
     def prune(self, keep_finished_hours: float, now: float | None = None) -> int:
         """Delete finished jobs older than the retention, then the oldest others past ``max_bytes``; returns how
         many went."""
@@ -235,7 +234,7 @@ class Journal:
         if self.max_bytes is None:
             return 0
         with self._lock:
-            excess = self._db.execute(f"SELECT COALESCE(SUM({_JOB_BYTES}), 0) FROM jobs").fetchone()[0]
+            excess = self._db.execute(STORED_BYTES).fetchone()[0]
             excess -= self.max_bytes
             if excess <= 0:
                 return 0

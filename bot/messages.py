@@ -101,12 +101,12 @@ def preset_choice(title: str, artist: str, year: str) -> str:
 
 def timelapse_caption(strength: int, seconds: float) -> str:
     return f"How {strength_label(strength)} formed (painted in {seconds:.1f} s)."
-CANCELLED = "Cancelled."
+
+
 NOT_CANCELLABLE = "That picture is already finished."
 GALLERY_MISSING = "This server has no gallery channel for me to share in."
 GALLERY_UNREACHABLE = "I can't post in the gallery channel right now."
 SHARED = "Shared in the gallery."
-DELETED_REFUSAL = "I couldn't delete that message."
 RESTARTING = "The bot is restarting — your picture will be finished when it's back."
 RESUME_EXPIRED = "I restarted and couldn't finish your picture: the links to your images have expired — " \
     "please send them again."
@@ -197,11 +197,7 @@ def failure(kind: str, detail: str) -> str:
     return FAILURES.get(kind, FAILURES["internal"])
 
 
-def failed_privately(text: str) -> str:
-    return f"{text} (Retry paints the same request again.)"
-
-
-REPAINTED_FROM_SCRATCH = "The picture this repaints was no longer kept, so every variant was painted from scratch."
+REPAINTED_FROM_SCRATCH = "The picture this repaints was no longer kept, so every strength was painted from scratch."
 
 
 def painted_already(strength: int) -> str:
@@ -214,10 +210,10 @@ def reused(count: int, total: int) -> str:
 
 def caption(*, strength: int, strengths: tuple[int, ...], seed: int, size: int, seconds: float,
             note: str | None = None, reused_count: int = 0, credit: str | None = None) -> str:
-    painted = f"painted in {seconds:.1f} s"
+    timing = f"painted in {seconds:.1f} s"
     if reused_count:
-        painted += f" ({reused(reused_count, len(strengths))})"
-    parts = [f"{strength_label(strength)}/{MAX_STRENGTH}", f"seed {seed}", f"{size} px", painted]
+        timing += f" ({reused(reused_count, len(strengths))})"
+    parts = [f"{strength_label(strength)}/{MAX_STRENGTH}", f"seed {seed}", f"{size} px", timing]
     text = " · ".join(parts)
     if credit:
         text += f"\nStyle: *{credit}* (public domain)"

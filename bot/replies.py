@@ -13,12 +13,11 @@ from __future__ import annotations
 import abc
 import io
 import logging
-import time
 
 import discord
 
 from bot import messages
-from bot.journal import TOKEN_SAFETY_MARGIN_S, JobRecord
+from bot.journal import JobRecord, token_alive
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +225,7 @@ class TokenReply(Reply):
         self.using_fallback = False
 
     def _token_usable(self) -> bool:
-        return not self.using_fallback and time.time() < self.token_expires_at - TOKEN_SAFETY_MARGIN_S
+        return not self.using_fallback and token_alive(self.token_expires_at)
 
     async def _either(self, method: str, *args, **kwargs):
         if self._token_usable():

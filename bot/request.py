@@ -27,8 +27,8 @@ class Request:
     style_name: str
     # Bytes each result image may take: half of what the interaction may upload (two images, one message).
     output_max_bytes: int
-    # The job this one repaints (Less/More, Upscale, Retry), whose painted strengths and images the journal
-    # keeps: where a redo could reuse them (issue 12) it finds them here. None for a fresh /stylize.
+    # The job this one repaints (Less/More, Upscale, Retry), whose tiles the journal keeps: the painter reuses
+    # them or starts from them (stylizer.executor.reuse). None for a fresh /stylize.
     parent_job: str | None = None
     # The shipped painting (stylizer.presets name) used as the style instead of an upload; its credit is shown
     # with the result. None when the style is a picture someone gave.

@@ -91,7 +91,7 @@ class _Running:
     # Said with the result: a repaint whose parent's tiles were gone by the time it ran.
     note: str | None = None
     # A repaint's picture at its own strength when its parent painted it already: shown while the rest paints.
-    painted_already: bytes | None = None
+    ready_tile: bytes | None = None
 
 
 class JobService:
@@ -172,7 +172,7 @@ class JobService:
             self.limits.release(record.job_id)
 
     async def _submit(self, record: JobRecord, reply: Reply) -> JobHandle | None:
-        painted = await asyncio.to_thread(self._painted_before, record)
+        painted = await asyncio.to_thread(self._tiles_painted_before, record)
         job = Job(job_id=record.job_id, content=record.content or b"", style=record.style or b"",
                   options=record.request.job_options(self.config), owner=record.user_id,
                   content_name=record.request.content_name, style_name=record.request.style_name,
@@ -191,7 +191,7 @@ class JobService:
             await self._fail(record, reply, JobFailed("unavailable", str(error)))
         return None
 
-    def _painted_before(self, record: JobRecord) -> tuple[tuple[int, bytes], ...]:
+    def _tiles_painted_before(self, record: JobRecord) -> tuple[tuple[int, bytes], ...]:
         """The tiles the parent job painted, which the painter reuses or starts from (read when the job runs,
         so a restart or a second repaint of the same result finds them too). Blocking: run it in a thread."""
         parent_id = record.request.parent_job
@@ -204,7 +204,7 @@ class JobService:
             logger.info("job %s repaints %s from scratch: its tiles are no longer kept", record.job_id, parent_id)
             running.note = messages.REPAINTED_FROM_SCRATCH
         if parent is not None and parent.request.size == record.request.size:
-            running.painted_already = dict(painted).get(record.request.strength)
+            running.ready_tile = dict(painted).get(record.request.strength)
         return painted
 
     async def _follow(self, record: JobRecord, reply: Reply, handle: JobHandle) -> None:
@@ -233,11 +233,11 @@ class JobService:
                 text = messages.queued(event.position, self.queue_wait_s(event.position))
             else:
                 text = messages.started(event.attempt)
-            painted_already = self._running[record.job_id].painted_already
-            if painted_already is not None:
+            ready_tile = self._running[record.job_id].ready_tile
+            if ready_tile is not None:
                 # The picture asked for exists already: shown at once while the strip is completed.
                 text = f"{messages.painted_already(record.request.strength)}\n{text}"
-                files = [("painted.png", painted_already)]
+                files = [("painted.png", ready_tile)]
         try:
             message_id = await reply.show(text, files=files, view=cancel)
         except discord.HTTPException:

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stylizer.images import ImageLimits, InvalidImage, load_image
+    from stylizer.options import StylizeOptions, variant_factors_for
     from stylizer.presets import Preset, UnknownPreset, all_presets, get_preset, search_presets
+    from stylizer.progress import Cancelled, Progress
     from stylizer.strip import encode_within, make_strip
     from stylizer.timelapse import FrameRecorder, encode_timelapse
-    from stylizer.transfer import Cancelled, Progress, StylizeResult, stylize, variant_factors_for
+    from stylizer.transfer import StylizeResult, stylize
     from stylizer.weights import (
         CONTENT_LAYERS,
         STYLE_LAYERS,
@@ -38,11 +40,12 @@ _MODULE_OF = {
     "encode_timelapse": "stylizer.timelapse",
     "encode_within": "stylizer.strip",
     "make_strip": "stylizer.strip",
-    "Cancelled": "stylizer.transfer",
-    "Progress": "stylizer.transfer",
+    "Cancelled": "stylizer.progress",
+    "Progress": "stylizer.progress",
+    "StylizeOptions": "stylizer.options",
     "StylizeResult": "stylizer.transfer",
     "stylize": "stylizer.transfer",
-    "variant_factors_for": "stylizer.transfer",
+    "variant_factors_for": "stylizer.options",
     "CONTENT_LAYERS": "stylizer.weights",
     "STYLE_LAYERS": "stylizer.weights",
     "VGG19_HASH_PREFIX": "stylizer.weights",
@@ -64,6 +67,7 @@ __all__ = [
     "InvalidImage",
     "Preset",
     "Progress",
+    "StylizeOptions",
     "StylizeResult",
     "UnknownPreset",
     "WeightsUnavailable",

@@ -7,7 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from stylizer.strength import DEFAULT_STRENGTH, MAX_STRENGTH, MIN_STRENGTH
+from stylizer.images import MIN_PAINTABLE_SIDE
+from stylizer.options import DEFAULT_SIZE, INITS, StylizeOptions
+from stylizer.strength import DEFAULT_STRENGTH, MAX_STRENGTH, MAX_VARIANTS, MIN_STRENGTH
+
+DEFAULTS = StylizeOptions()
 
 EPILOG = """\
 examples:
@@ -65,26 +69,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="how much painting: 1 the least, 5 balanced, 10 mostly painting; calibrated for every pair of "
         "pictures (default %(default)s)",
     )
+    _add_expert_options(parser)
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="imagenet (download once, then cached), PATH to a vgg19 state dict, or random "
+        "(for tests only: the result will not look painted)",
+    )
+    parser.add_argument(
+        "--download-weights",
+        action="store_true",
+        help="download the imagenet weights into the cache and exit",
+    )
+    return parser
+
+
+def _add_expert_options(parser: argparse.ArgumentParser) -> None:
+    """The StylizeOptions a user of the command line may change; their defaults are the library's."""
     parser.add_argument(
         "--style-weight",
         type=float,
         help="for experts: the raw Gatys style weight of the chosen variant, uncalibrated (replaces "
         "--strength; variants are x1/4 ... x4 of it)",
     )
-    parser.add_argument("--content-weight", type=float, default=1.0, help="default %(default)s")
-    parser.add_argument("--tv-weight", type=float, default=0.0, help="total-variation smoothing (default 0)")
+    parser.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight, help="default %(default)s")
+    parser.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight,
+                        help="total-variation smoothing (default %(default)s)")
     parser.add_argument(
         "--variants",
         type=int,
-        default=5,
+        default=DEFAULTS.variants,
         help="neighbouring strengths painted together (each doubles the style weight) (default %(default)s)",
     )
     parser.add_argument("--variants-dir", type=Path, help="also write every variant here, 01_<label>.png ...")
     parser.add_argument(
-        "--size", type=int, default=512, help="longest side of the output (default %(default)s)"
+        "--size", type=int, default=DEFAULT_SIZE, help="longest side of the output (default %(default)s)"
     )
-    parser.add_argument("--steps", type=int, default=300, help="optimisation steps (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same device: same picture")
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps, help="optimisation steps (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed, same device: same picture")
     parser.add_argument(
         "--preserve-colors",
         action="store_true",
@@ -100,23 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--style-scale",
         type=float,
-        default=1.0,
+        default=DEFAULTS.style_scale,
         help="style image size relative to the output (default %(default)s)",
     )
-    parser.add_argument("--init", choices=("content", "noise"), default="content", help="starting picture")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument(
-        "--weights",
-        default="imagenet",
-        help="imagenet (download once, then cached), PATH to a vgg19 state dict, or random "
-        "(for tests only: the result will not look painted)",
-    )
-    parser.add_argument(
-        "--download-weights",
-        action="store_true",
-        help="download the imagenet weights into the cache and exit",
-    )
-    return parser
+    parser.add_argument("--init", choices=INITS, default=DEFAULTS.init, help="starting picture")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device)
 
 
 def _add_preset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timelapse writes an animated WebP: give a file ending in .webp")
     if args.style_blend is not None and len(args.style_blend) != len(args.styles):
         parser.error(f"--style-blend needs one share per style image ({len(args.styles)})")
-    if not 1 <= args.variants <= MAX_STRENGTH - MIN_STRENGTH + 1 or args.steps < 1 or args.size < 16:
-        parser.error("--variants must be 1..10, --steps at least 1, --size at least 16")
+    if not 1 <= args.variants <= MAX_VARIANTS or args.steps < 1 or args.size < MIN_PAINTABLE_SIDE:
+        parser.error(f"--variants must be 1..{MAX_VARIANTS}, --steps at least 1, --size at least {MIN_PAINTABLE_SIDE}")
 
     if args.device == "cuda":
         import torch
@@ -204,15 +214,18 @@ def main(argv: list[str] | None = None) -> int:
 def _paint(args, content, styles, net, bad_input) -> int:
     from tqdm import tqdm
 
-    from stylizer.strength import strength_label, strip_strengths
+    from stylizer.progress import Progress
+    from stylizer.strength import strength_label
     from stylizer.strip import make_strip, variant_label
     from stylizer.timelapse import FRAME_SIDE, FrameRecorder, encode_timelapse
-    from stylizer.transfer import Progress, stylize
+    from stylizer.transfer import stylize
 
-    if args.style_weight is None:
-        weighting = {"strength": args.strength, "strengths": strip_strengths(args.strength, args.variants)}
-    else:
-        weighting = {"style_weight": args.style_weight, "variants": args.variants}
+    options = StylizeOptions(
+        steps=args.steps, variants=args.variants, style_weight=args.style_weight,
+        content_weight=args.content_weight, tv_weight=args.tv_weight, style_blend=args.style_blend,
+        style_scale=args.style_scale, init=args.init, seed=args.seed, preserve_colors=args.preserve_colors,
+        device=args.device, progress_interval=0.2, preview_size=FRAME_SIDE if args.timelapse else None,
+    )
 
     recorder = FrameRecorder()
     with tqdm(total=args.steps, unit="step", dynamic_ncols=True) as bar:
@@ -225,25 +238,8 @@ def _paint(args, content, styles, net, bad_input) -> int:
             bar.set_postfix(losses="/".join(f"{loss:.3g}" for loss in progress.losses))
             bar.update(progress.step - bar.n)
 
-        result = stylize(
-            content,
-            styles,
-            net=net,
-            size=args.size,
-            steps=args.steps,
-            content_weight=args.content_weight,
-            tv_weight=args.tv_weight,
-            **weighting,
-            style_blend=args.style_blend,
-            style_scale=args.style_scale,
-            init=args.init,
-            seed=args.seed,
-            preserve_colors=args.preserve_colors,
-            device=args.device,
-            on_progress=show,
-            progress_interval=0.2,
-            preview_size=FRAME_SIDE if args.timelapse else None,
-        )
+        result = stylize(content, styles, net=net, size=args.size, strength=args.strength, options=options,
+                         on_progress=show)
 
     if result.strengths is not None:
         labels = [strength_label(strength) for strength in result.strengths]

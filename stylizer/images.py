@@ -98,18 +98,6 @@ def _oriented_size(image: Image.Image) -> tuple[int, int]:
     return (height, width) if orientation in TRANSPOSED_ORIENTATIONS else (width, height)
 
 
-def image_info(data: bytes, *, name: str | None = None) -> tuple[str, int, int]:
-    """``(format, width, height)`` from the header alone, as displayed (EXIF rotation applied); cheap.
-
-    Raises ``InvalidImage`` when Pillow cannot identify the data. A good header does not mean the file decodes.
-    """
-    display = _display_name(data, name)
-    if not data:
-        raise InvalidImage(display, f"{display} is empty (0 bytes).")
-    with _open(data, display) as image:
-        return (image.format or "unknown", *_oriented_size(image))
-
-
 def _check_pixels(image: Image.Image, name: str, limits: ImageLimits) -> None:
     """Refuse before decoding. Pillow's own bomb guard (a warning above ``Image.MAX_IMAGE_PIXELS``, an error at
     twice that) only matters when ``limits.max_pixels`` is set higher than its threshold; its error is caught."""
@@ -125,10 +113,10 @@ def _check_pixels(image: Image.Image, name: str, limits: ImageLimits) -> None:
 def _target_size(size: tuple[int, int], name: str, limits: ImageLimits) -> tuple[int, int]:
     """The size after capping the longer side, refusing images too thin or too small to paint."""
     width, height = size
-    scale = min(1.0, limits.max_side / max(width, height))
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    capped = max(width, height) > limits.max_side
+    target = longest_side_size(size, limits.max_side) if capped else size
     if min(target) < limits.min_side:
-        if scale < 1.0:
+        if capped:
             raise InvalidImage(
                 name, f"{name} is too narrow ({width}×{height}): scaled to at most {limits.max_side} pixels it "
                       f"would be {target[0]}×{target[1]}, under the {limits.min_side}-pixel minimum.")
@@ -140,9 +128,7 @@ def _target_size(size: tuple[int, int], name: str, limits: ImageLimits) -> tuple
 def check_paintable(image: Image.Image, size: int, *, name: str) -> None:
     """Raise ``InvalidImage`` if ``image``, resized so its longest side is ``size`` as stylize() resizes it,
     would have a side under ``MIN_PAINTABLE_SIDE``: VGG cannot look at it, and no retry will change that."""
-    # The same arithmetic as stylizer.transfer.resize_longest, which this module cannot import (no torch here).
-    scale = size / max(image.size)
-    short_side = max(1, round(min(image.size) * scale))
+    short_side = min(longest_side_size(image.size, size))
     if short_side >= MIN_PAINTABLE_SIDE:
         return
     if size < MIN_PAINTABLE_SIDE:
@@ -212,3 +198,29 @@ def load_image(source: bytes | str | os.PathLike, *, name: str | None = None, li
     if rgb.size != target:
         rgb = rgb.resize(target, Image.Resampling.LANCZOS)
     return rgb
+
+
+def longest_side_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longest side is ``side``, rounded as the referee rounds them."""
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def resize_longest(image: Image.Image, side: int) -> Image.Image:
+    """Resize so the longest side is ``side``, rounding like the referee so both see the same pixels."""
+    new_size = longest_side_size(image.size, side)
+    if new_size == image.size:
+        return image
+    return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def luminance_only(image: Image.Image) -> Image.Image:
+    """The image's luminance as grey RGB: a style's texture without its palette."""
+    return image.convert("L").convert("RGB")
+
+
+def with_chroma_of(image: Image.Image, colour_source: Image.Image) -> Image.Image:
+    """``image``'s luminance with ``colour_source``'s chroma (YCbCr)."""
+    luma = image.convert("YCbCr").getchannel("Y")
+    _, cb, cr = colour_source.resize(image.size, Image.Resampling.LANCZOS).convert("YCbCr").split()
+    return Image.merge("YCbCr", (luma, cb, cr)).convert("RGB")

@@ -11,6 +11,8 @@ from __future__ import annotations
 MIN_STRENGTH = 1
 MAX_STRENGTH = 10
 DEFAULT_STRENGTH = 5
+# A strip shows at most every strength once.
+MAX_VARIANTS = MAX_STRENGTH - MIN_STRENGTH + 1
 
 
 def check_strength(strength: int) -> int:
@@ -28,8 +30,8 @@ def strip_strengths(strength: int, variants: int) -> tuple[int, ...]:
     """``variants`` neighbouring strengths around ``strength``, shifted to stay within 1..10 (a strip for
     strength 1 shows 1..5), so every tile is a strength a user can ask for."""
     check_strength(strength)
-    if not 1 <= variants <= MAX_STRENGTH - MIN_STRENGTH + 1:
-        raise ValueError(f"variants must be between 1 and {MAX_STRENGTH - MIN_STRENGTH + 1}, not {variants}")
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise ValueError(f"variants must be between 1 and {MAX_VARIANTS}, not {variants}")
     first = strength - (variants - 1) // 2
     first = max(MIN_STRENGTH, min(first, MAX_STRENGTH - variants + 1))
     return tuple(range(first, first + variants))

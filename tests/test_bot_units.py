@@ -7,6 +7,7 @@ import dataclasses
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from bot.__main__ import RedactSecrets, parse_args, read_config
 from bot.app import apply_endpoints, make_executor
 from bot.buttons import ButtonHandlers
 from bot.config import parse_config
-from bot.customids import CustomId, parse_custom_id
+from bot.customids import ACTIONS, CustomId, template
 from bot.download import DownloadError, download
 from bot.intake import Intake, output_budget
 from bot.journal import AttachmentInfo, JobRecord, Journal
@@ -123,6 +124,16 @@ def test_style_memory_forgets_after_its_time():
 
 
 # ----- custom ids and views -----
+
+def parse_custom_id(custom_id: str) -> CustomId | None:
+    """What discord.py's DynamicItem matching reads from a custom_id: the grammar is ``customids.template``."""
+    for action in ACTIONS:
+        match = re.fullmatch(template(action), custom_id)
+        if match is not None:
+            argument = match.groupdict().get("argument")
+            return CustomId(action, match["job_id"], None if argument is None else int(argument))
+    return None
+
 
 def test_custom_id_round_trip():
     for custom in (CustomId("more", JOB_ID), CustomId("upscale", JOB_ID, 3), CustomId("cancel", JOB_ID)):

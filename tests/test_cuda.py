@@ -5,20 +5,23 @@ Skipped without CUDA; benchmarks/gpu_check.sh runs them on a GPU machine (``-m c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from stylizer.transfer import (
+from stylizer.images import resize_longest
+from stylizer.objective import (
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_STYLE_LAYERS,
-    _net_on,
-    _Objective,
-    _Precision,
+    Objective,
+    Precision,
+    net_on,
     pil_to_tensor,
-    resize_longest,
-    stylize,
 )
+from stylizer.options import StylizeOptions
+from stylizer.transfer import stylize
 
 pytestmark = [
     pytest.mark.cuda,
@@ -29,10 +32,10 @@ WEIGHTS = {"content_weight": 1e4, "style_weight": 1e8}
 
 
 def losses_on(device: str, precision: str, net, content, style, images: torch.Tensor) -> torch.Tensor:
-    mode = _Precision(torch.device(device), precision)
+    mode = Precision(torch.device(device), precision)
     size = images.shape[-1]
-    objective = _Objective(
-        _net_on(net, torch.device(device)),
+    objective = Objective(
+        net_on(net, torch.device(device), mode.channels_last),
         pil_to_tensor(resize_longest(content, size), device),
         [pil_to_tensor(resize_longest(style, size), device)],
         [1.0],
@@ -63,7 +66,8 @@ def test_a_bf16_strip_on_cuda_is_reproducible_and_restores_the_backends(random_v
     flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
 
     def paint():
-        return stylize(content, style, net=random_vgg, size=256, steps=12, variants=5, device="cuda", **WEIGHTS)
+        return stylize(content, style, net=random_vgg, size=256,
+                       options=StylizeOptions(steps=12, variants=5, device="cuda", **WEIGHTS))
 
     first, again = paint(), paint()
     assert first.params["precision"] == "bf16" and first.params["device"].startswith("cuda")
@@ -76,10 +80,11 @@ def test_a_bf16_strip_on_cuda_is_reproducible_and_restores_the_backends(random_v
 
 
 def test_a_bf16_run_on_cuda_freezes_each_variant_at_or_below_its_target_in_fp32(random_vgg, content, style):
-    common = {"net": random_vgg, "size": 128, "variants": 3, "device": "cuda", **WEIGHTS}
-    start = stylize(content, style, steps=1, **common)
+    common = {"variants": 3, "device": "cuda", **WEIGHTS}
+    start = stylize(content, style, net=random_vgg, size=128, options=StylizeOptions(steps=1, **common))
     targets = [losses["total"] * 0.8 for losses in start.losses]
-    result = stylize(content, style, steps=200, target_loss=targets, **common)
+    result = stylize(content, style, net=random_vgg, size=128,
+                     options=StylizeOptions(steps=200, target_loss=targets, **common))
     assert result.params["steps_taken"] < 200
     # The delivered 8-bit images are scored in fp32; rounding to 8 bits may cost a little.
     assert all(
@@ -88,9 +93,10 @@ def test_a_bf16_run_on_cuda_freezes_each_variant_at_or_below_its_target_in_fp32(
 
 
 def test_sub_batches_on_cuda_paint_what_one_batch_paints(random_vgg, content, style):
-    common = {"net": random_vgg, "size": 128, "steps": 6, "variants": 4, "device": "cuda", **WEIGHTS}
-    whole = stylize(content, style, **common)
-    split = stylize(content, style, max_batch_pixels=128 * 128, **common)
+    options = StylizeOptions(steps=6, variants=4, device="cuda", **WEIGHTS)
+    whole = stylize(content, style, net=random_vgg, size=128, options=options)
+    split = stylize(content, style, net=random_vgg, size=128,
+                    options=replace(options, max_batch_pixels=128 * 128))
     whole_totals = [losses["total"] for losses in whole.losses]
     split_totals = [losses["total"] for losses in split.losses]
     assert split_totals == pytest.approx(whole_totals, rel=0.05)

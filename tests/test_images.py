@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageFile
 
-from stylizer.images import ImageLimits, InvalidImage, check_paintable, image_info, load_image
+from stylizer import images
+from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
 from tests.hostile_images import (
     BOTTOM_LEFT,
     BOTTOM_RIGHT,
@@ -170,6 +171,15 @@ def test_a_global_truncated_images_setting_is_refused_loudly(monkeypatch):
         load_image(CORPUS["truncated_jpeg"].data)
 
 
+def image_info(data: bytes, *, name: str | None = None) -> tuple[str, int, int]:
+    """``(format, width, height)`` from the header alone, as load_image reads it before decoding."""
+    display = name or "The image"
+    if not data:
+        raise InvalidImage(display, f"{display} is empty (0 bytes).")
+    with images._open(data, display) as image:
+        return (image.format or "unknown", *images._oriented_size(image))
+
+
 def test_image_info_reads_the_header_and_reports_the_displayed_size():
     assert image_info(CORPUS["rgb_jpeg"].data) == ("JPEG", 64, 48)
     assert image_info(CORPUS["exif_rotated_jpeg"].data) == ("JPEG", 32, 64)
@@ -213,7 +223,7 @@ def test_no_picture_is_paintable_below_16_px():
 
 @pytest.mark.parametrize("width, height", [(800, 16), (300, 100), (97, 33), (64, 64), (31, 200)])
 def test_paintable_agrees_with_the_size_stylize_paints_at(width, height):
-    from stylizer.transfer import resize_longest  # imported here: the rest of this file needs no torch
+    from stylizer.images import resize_longest
 
     picture = Image.new("RGB", (width, height))
     for size in range(16, 130, 3):

@@ -9,10 +9,12 @@ import pytest
 
 from bot.journal import (
     INTERACTION_TOKEN_LIFETIME_S,
+    STORED_BYTES,
     TOKEN_SAFETY_MARGIN_S,
     AttachmentInfo,
     JobRecord,
     Journal,
+    token_alive,
 )
 from bot.request import Request
 
@@ -96,18 +98,23 @@ def test_unknown_job_is_none(journal):
     assert journal.get("nope") is None
 
 
+def token_valid(record: JobRecord, now: float) -> bool:
+    """Whether the record's interaction token can still edit the original response."""
+    return bool(record.token) and token_alive(record.token_expires_at, now)
+
+
 def test_token_validity_respects_lifetime_and_margin():
     now = 10_000.0
     fresh = record("j", token_expires_at=now + INTERACTION_TOKEN_LIFETIME_S)
-    assert fresh.token_valid(now)
-    assert not fresh.token_valid(now + INTERACTION_TOKEN_LIFETIME_S)
+    assert token_valid(fresh, now)
+    assert not token_valid(fresh, now + INTERACTION_TOKEN_LIFETIME_S)
     # Too close to expiry for an edit to make it: treated as gone.
-    assert not fresh.token_valid(now + INTERACTION_TOKEN_LIFETIME_S - TOKEN_SAFETY_MARGIN_S / 2)
-    assert fresh.token_valid(now + INTERACTION_TOKEN_LIFETIME_S - TOKEN_SAFETY_MARGIN_S * 2)
-    assert not record("j", token_expires_at=None).token_valid(now)
+    assert not token_valid(fresh, now + INTERACTION_TOKEN_LIFETIME_S - TOKEN_SAFETY_MARGIN_S / 2)
+    assert token_valid(fresh, now + INTERACTION_TOKEN_LIFETIME_S - TOKEN_SAFETY_MARGIN_S * 2)
+    assert not token_valid(record("j", token_expires_at=None), now)
     no_token = record("j", token_expires_at=now + 600)
     no_token.token = None
-    assert not no_token.token_valid(now)
+    assert not token_valid(no_token, now)
 
 
 def test_token_is_not_in_the_repr():
@@ -178,7 +185,7 @@ def test_past_max_bytes_the_oldest_finished_jobs_go_first_and_unfinished_ones_st
         journal.add(big_record(job_id, 10.0 + number, 50_000))
         journal.mark_done(job_id, {}, number, now=100.0 + number)
         journal.keep_tiles(job_id, [(5, b"t" * 20_000)])
-    assert journal.stored_bytes() <= 350_000
+    assert journal._execute(STORED_BYTES).fetchone()[0] <= 350_000
     kept = [f"done-{n}" for n in range(6) if journal.get(f"done-{n}") is not None]
     assert kept == ["done-4", "done-5"]  # the newest; each job holds ~120 kB
     assert journal.get("waiting") is not None
@@ -203,9 +210,9 @@ def test_a_jobs_timelapse_survives_reopening_counts_against_the_bound_and_goes_w
     first = Journal(path)
     first.add(record("painted"))
     first.mark_done("painted", {}, 1, now=1000.0)
-    before = first.stored_bytes()
+    before = first._execute(STORED_BYTES).fetchone()[0]
     first.keep_timelapse("painted", b"webp" * 1000)
-    assert first.stored_bytes() == before + 4000
+    assert first._execute(STORED_BYTES).fetchone()[0] == before + 4000
     first.add(record("deleted"))
     first.mark_done("deleted", {}, 2, now=1000.0)
     first.keep_timelapse("deleted", b"webp")

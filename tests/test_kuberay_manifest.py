@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bot.config import parse_config
-from stylizer.executor import ray_serve
+from stylizer.executor import ray_replica, ray_serve
 
 MANIFEST = Path(__file__).resolve().parents[1] / "docs" / "kuberay" / "rayservice.yaml"
 
@@ -41,7 +41,7 @@ def test_the_serve_config_builds_the_code_s_app_under_its_names(serve_app, paint
     builder = getattr(importlib.import_module(module), name)
     assert builder is ray_serve.build_app
     assert serve_app["name"] == inspect.signature(ray_serve.RayExecutor).parameters["app_name"].default
-    replica_args = list(inspect.signature(ray_serve._Painter).parameters)
+    replica_args = list(inspect.signature(ray_replica._Painter).parameters)
     assert list(serve_app["args"]) == replica_args
     assert isinstance(builder(serve_app["args"]), Application)
     assert painter["name"] == ray_serve.DEPLOYMENT_NAME

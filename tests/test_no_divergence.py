@@ -9,12 +9,16 @@ guarded). At 96 and 64 px the unguarded optimiser does not diverge, so the test 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from stylizer.transfer import pil_to_tensor, resize_longest, stylize
+from stylizer.images import resize_longest
+from stylizer.objective import pil_to_tensor
+from stylizer.options import StylizeOptions
+from stylizer.transfer import stylize
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 sys.path.insert(0, str(SHARED / "bench"))
@@ -30,10 +34,10 @@ def test_projected_lbfgs_ends_below_its_start_where_it_used_to_diverge(stand_in_
     photo = pil_to_tensor(resize_longest(content, SIZE), "cpu")
     referee = gatys_reference.Referee(stand_in_vgg, photo, pil_to_tensor(resize_longest(style, SIZE), "cpu"), 1e4)
     start = referee.score(photo)[0]
-    common = {"net": stand_in_vgg, "size": SIZE, "steps": STEPS, "style_weight": 1e4, "content_weight": 1.0,
-              "variants": 1, "optimizer": "lbfgs", "precision": "fp32", "device": "cpu", "seed": 0}
-    unguarded = stylize(content, style, safeguard=False, **common)
-    guarded = stylize(content, style, **common)
+    options = StylizeOptions(steps=STEPS, style_weight=1e4, content_weight=1.0, variants=1, optimizer="lbfgs",
+                             precision="fp32", device="cpu", seed=0)
+    unguarded = stylize(content, style, net=stand_in_vgg, size=SIZE, options=replace(options, safeguard=False))
+    guarded = stylize(content, style, net=stand_in_vgg, size=SIZE, options=options)
     # The case is real: without the guard the picture ends worse than the photo it started from.
     assert unguarded.losses[0]["total"] > start
     assert guarded.losses[0]["total"] < start

@@ -320,7 +320,7 @@ async def test_a_job_no_replica_takes_fails_as_unavailable_after_replica_wait_s(
 
 
 async def test_a_replica_unreachable_before_it_began_is_no_attempt_but_a_lost_one_is():
-    from stylizer.executor.ray_serve import _ReplicaStarted
+    from stylizer.executor.ray_replica import _ReplicaStarted
 
     started = _ReplicaStarted("SERVE_REPLICA::x", "node-a")
     done = JobDone(image=b"", image_ext="png", strip=b"", strip_ext="png", image_size=(1, 1), strip_size=(1, 1),

@@ -16,8 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
+from stylizer.images import resize_longest
+from stylizer.objective import pil_to_tensor
+from stylizer.options import StylizeOptions
 from stylizer.strength import step_strength, strip_strengths
-from stylizer.transfer import pil_to_tensor, resize_longest, stylize
+from stylizer.transfer import stylize
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 sys.path.insert(0, str(SHARED / "bench"))
@@ -54,8 +57,8 @@ PAIRS = [
 @pytest.mark.parametrize(("content_name", "style_name"), PAIRS)
 def test_strength_1_keeps_the_photo_5_balances_10_paints(stand_in_vgg, shared_images, content_name, style_name):
     content, style = open_pair(shared_images, content_name, style_name)
-    result = stylize(content, style, net=stand_in_vgg, size=SIZE, steps=STEPS, strength=5, strengths=[1, 5, 10],
-                     seed=0, device="cpu")
+    result = stylize(content, style, net=stand_in_vgg, size=SIZE, strength=5,
+                     options=StylizeOptions(steps=STEPS, strengths=[1, 5, 10], seed=0, device="cpu"))
     faint, balanced, strong = relative_content_errors(stand_in_vgg, resize_longest(content, SIZE), result.images)
     print(f"{content_name} + {style_name}: strengths 1 / 5 / 10 -> {faint:.2f} / {balanced:.2f} / {strong:.2f}")
     # At the bot's sizes (128 px and up, docs/benchmarks.md) strength 1 stays near 0.2-0.3 and 10 reaches
@@ -67,8 +70,8 @@ def test_strength_1_keeps_the_photo_5_balances_10_paints(stand_in_vgg, shared_im
 
 def test_the_strip_spreads_over_neighbouring_strengths_that_buttons_reach(stand_in_vgg, shared_images):
     content, style = open_pair(shared_images, *PAIRS[0])
-    result = stylize(content, style, net=stand_in_vgg, size=SIZE, steps=STEPS, strength=5, variants=5, seed=0,
-                     device="cpu")
+    result = stylize(content, style, net=stand_in_vgg, size=SIZE, strength=5,
+                     options=StylizeOptions(steps=STEPS, variants=5, seed=0, device="cpu"))
     assert result.strengths == list(strip_strengths(5, 5)) == [3, 4, 5, 6, 7]
     assert result.strengths[result.chosen] == 5
     # Each strength step doubles the style weight, so Less/More land on a weight the strip already painted.
@@ -76,8 +79,8 @@ def test_the_strip_spreads_over_neighbouring_strengths_that_buttons_reach(stand_
     assert ratios == pytest.approx([2.0] * 4)
     for delta in (-1, 1):
         stepped = step_strength(5, delta)
-        again = stylize(content, style, net=stand_in_vgg, size=SIZE, steps=1, strength=stepped, variants=1,
-                        device="cpu")
+        again = stylize(content, style, net=stand_in_vgg, size=SIZE, strength=stepped,
+                        options=StylizeOptions(steps=1, variants=1, device="cpu"))
         assert again.style_weights[0] == pytest.approx(result.style_weights[result.strengths.index(stepped)])
     errors = relative_content_errors(stand_in_vgg, resize_longest(content, SIZE), result.images)
     assert errors == sorted(errors)
@@ -101,10 +104,10 @@ def test_a_strength_paints_the_same_picture_whatever_the_networks_scale(stand_in
     content, style = open_pair(shared_images, *PAIRS[0])
     # Adam's steps do not depend on the objective's scale (torch's first L-BFGS step does, below an L1 norm of
     # 1), so what is left to differ is the weight.
-    common = {"size": 48, "steps": 8, "strength": 5, "variants": 1, "seed": 0, "device": "cpu",
-              "precision": "fp32", "optimizer": "adam"}
-    plain = stylize(content, style, net=stand_in_vgg, **common)
-    scaled = stylize(content, style, net=scaled_copy(stand_in_vgg, 1000.0), **common)
+    options = StylizeOptions(steps=8, variants=1, seed=0, device="cpu", precision="fp32", optimizer="adam")
+    plain = stylize(content, style, net=stand_in_vgg, size=48, strength=5, options=options)
+    scaled = stylize(content, style, net=scaled_copy(stand_in_vgg, 1000.0), size=48, strength=5,
+                     options=options)
     assert scaled.style_weights[0] == pytest.approx(plain.style_weights[0] / 1000.0**2, rel=1e-3)
     difference = np.abs(np.asarray(plain.images[0], np.int16) - np.asarray(scaled.images[0], np.int16))
     assert difference.mean() < 0.5
@@ -114,10 +117,11 @@ def test_the_hybrid_optimiser_paints_strengths_in_order_where_lbfgs_alone_stalle
     # At 128 px projected L-BFGS left rocket + Gauguin barely painted at every strength (relative content
     # errors 0.71 / 0.81 / 0.64 for 1 / 5 / 10, docs/benchmarks.md); Adam's first steps move it off the photo.
     content, style = open_pair(shared_images, "rocket.jpg", "gauguin_tahiti_1896.jpg")
-    common = {"net": stand_in_vgg, "size": SIZE, "steps": STEPS, "strength": 5, "strengths": [1, 5, 10],
-              "seed": 0, "device": "cpu", "schedule": ((1.0, 1.0),)}
-    hybrid = stylize(content, style, optimizer="hybrid", **common)
-    adam = stylize(content, style, optimizer="adam", **common)
+    common = {"steps": STEPS, "strengths": [1, 5, 10], "seed": 0, "device": "cpu", "schedule": ((1.0, 1.0),)}
+    hybrid = stylize(content, style, net=stand_in_vgg, size=SIZE, strength=5,
+                     options=StylizeOptions(optimizer="hybrid", **common))
+    adam = stylize(content, style, net=stand_in_vgg, size=SIZE, strength=5,
+                   options=StylizeOptions(optimizer="adam", **common))
     faint, balanced, strong = relative_content_errors(stand_in_vgg, resize_longest(content, SIZE), hybrid.images)
     assert faint < 0.5 * balanced and balanced < strong, f"out of order: {faint:.2f} / {balanced:.2f} / {strong:.2f}"
     for ours, adams in zip(hybrid.losses, adam.losses, strict=True):

@@ -6,6 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from stylizer.transfer import Cancelled, Progress, _warm_start, pil_to_tensor, stylize
+from stylizer.levels import warm_start
+from stylizer.objective import pil_to_tensor
+from stylizer.options import StylizeOptions
+from stylizer.transfer import Cancelled, Progress, stylize
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 sys.path.insert(0, str(SHARED / "bench"))
@@ -58,9 +62,8 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 def test_same_seed_repaints_the_same_pixels_and_another_seed_does_not(random_vgg, content, style):
     def paint(seed):
-        return stylize(
-            content, style, net=random_vgg, size=32, steps=3, variants=1, init="noise", seed=seed, **WEIGHTS
-        ).images[0]
+        return stylize(content, style, net=random_vgg, size=32,
+                       options=StylizeOptions(steps=3, variants=1, init="noise", seed=seed, **WEIGHTS)).images[0]
 
     first, again, other = paint(1), paint(1), paint(2)
     assert np.array_equal(pixels(first), pixels(again))
@@ -68,7 +71,8 @@ def test_same_seed_repaints_the_same_pixels_and_another_seed_does_not(random_vgg
 
 
 def test_result_has_the_requested_size_variants_and_reproducible_params(random_vgg, content, style):
-    result = stylize(content, style, net=random_vgg, size=40, steps=2, variants=5, **WEIGHTS)
+    result = stylize(content, style, net=random_vgg, size=40,
+                     options=StylizeOptions(steps=2, variants=5, **WEIGHTS))
     expected = (40, round(content.height * 40 / content.width))
     assert [image.size for image in result.images] == [expected] * 5
     assert result.style_weights == [WEIGHTS["style_weight"] * f for f in (0.25, 0.5, 1, 2, 4)]
@@ -80,7 +84,8 @@ def test_result_has_the_requested_size_variants_and_reproducible_params(random_v
 
 def test_the_results_contents_unpickle_without_loading_torch(random_vgg, content, style):
     # The worker sends them to the bot process, which must stay free of torch.
-    result = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, **WEIGHTS)
+    result = stylize(content, style, net=random_vgg, size=32,
+                     options=StylizeOptions(steps=1, variants=2, **WEIGHTS))
     code = "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); print('torch' in sys.modules)"
     unpickled = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(vars(result)), capture_output=True,
                                timeout=60)
@@ -89,7 +94,8 @@ def test_the_results_contents_unpickle_without_loading_torch(random_vgg, content
 
 def test_more_style_weight_gives_lower_style_and_higher_content_loss(random_vgg, content, style):
     size = 48
-    result = stylize(content, style, net=random_vgg, size=size, steps=12, variants=3, **WEIGHTS)
+    result = stylize(content, style, net=random_vgg, size=size,
+                     options=StylizeOptions(steps=12, variants=3, **WEIGHTS))
     content_losses, style_losses = referee_terms(random_vgg, content, style, result.images, size)
     assert style_losses == sorted(style_losses, reverse=True) and style_losses[0] > style_losses[-1]
     assert content_losses == sorted(content_losses) and content_losses[0] < content_losses[-1]
@@ -97,7 +103,8 @@ def test_more_style_weight_gives_lower_style_and_higher_content_loss(random_vgg,
 
 def test_reported_losses_are_the_referees_for_the_delivered_images(random_vgg, content, style):
     size = 40
-    result = stylize(content, style, net=random_vgg, size=size, steps=4, variants=2, **WEIGHTS)
+    result = stylize(content, style, net=random_vgg, size=size,
+                     options=StylizeOptions(steps=4, variants=2, **WEIGHTS))
     referee = gatys_reference.Referee(
         random_vgg,
         pil_to_tensor(resize(content, size), "cpu"),
@@ -118,15 +125,15 @@ def test_variants_do_not_influence_each_other(random_vgg, content, style, optimi
     optimiser.
     """
     common = {
-        "net": random_vgg,
-        "size": 40,
         "steps": 6,
         "content_weight": 1e4,
         "max_batch_pixels": 1,
         "optimizer": optimizer,
     }
-    batch = stylize(content, style, style_weight=1e8, variants=3, **common)
-    alone = stylize(content, style, style_weight=2e8, variants=1, **common)
+    batch = stylize(content, style, net=random_vgg, size=40,
+                    options=StylizeOptions(style_weight=1e8, variants=3, **common))
+    alone = stylize(content, style, net=random_vgg, size=40,
+                    options=StylizeOptions(style_weight=2e8, variants=1, **common))
     assert np.array_equal(pixels(batch.images[2]), pixels(alone.images[0]))
 
 
@@ -143,7 +150,8 @@ def test_at_equal_evaluations_the_referee_loss_is_not_worse_than_the_baseline(ra
         referee, referee_content := pil_to_tensor(resize(content, size), "cpu"), steps
     )
     assert referee_content.shape[-1] == size
-    result = stylize(content, style, net=random_vgg, size=size, steps=steps, variants=1, **WEIGHTS)
+    result = stylize(content, style, net=random_vgg, size=size,
+                     options=StylizeOptions(steps=steps, variants=1, **WEIGHTS))
     assert result.params["steps_taken"] == steps
     ours = referee.score(pil_to_tensor(result.images[0], "cpu"))[0]
     theirs = referee.score(baseline_image)[0]
@@ -151,11 +159,11 @@ def test_at_equal_evaluations_the_referee_loss_is_not_worse_than_the_baseline(ra
 
 
 def test_target_loss_stops_once_every_variant_reaches_it(random_vgg, content, style):
-    start = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, **WEIGHTS)
+    start = stylize(content, style, net=random_vgg, size=32,
+                    options=StylizeOptions(steps=1, variants=2, **WEIGHTS))
     reachable = [losses["total"] * 0.9 for losses in start.losses]
-    result = stylize(
-        content, style, net=random_vgg, size=32, steps=40, variants=2, target_loss=reachable, **WEIGHTS
-    )
+    result = stylize(content, style, net=random_vgg, size=32,
+                     options=StylizeOptions(steps=40, variants=2, target_loss=reachable, **WEIGHTS))
     assert 1 < result.params["steps_taken"] < 40
     assert all(
         losses["total"] <= target * 1.01 for losses, target in zip(result.losses, reachable, strict=True)
@@ -171,70 +179,32 @@ def test_cancel_raises_before_the_next_step(random_vgg, content, style):
         return len(checks) > 2
 
     with pytest.raises(Cancelled):
-        stylize(
-            content,
-            style,
-            net=random_vgg,
-            size=32,
-            steps=50,
-            variants=1,
-            cancel=cancel,
-            on_progress=lambda p: steps_seen.append(p.step),
-            progress_interval=0,
-            **WEIGHTS,
-        )
+        stylize(content, style, net=random_vgg, size=32, cancel=cancel,
+                on_progress=lambda p: steps_seen.append(p.step),
+                options=StylizeOptions(steps=50, variants=1, progress_interval=0, **WEIGHTS))
     assert steps_seen == [1, 2]
 
 
 def test_progress_is_rate_limited_and_ends_at_the_last_step_with_a_preview(random_vgg, content, style):
     events: list[Progress] = []
-    stylize(
-        content,
-        style,
-        net=random_vgg,
-        size=32,
-        steps=6,
-        variants=3,
-        on_progress=events.append,
-        progress_interval=3600,
-        preview_size=16,
-        **WEIGHTS,
-    )
+    stylize(content, style, net=random_vgg, size=32, on_progress=events.append,
+            options=StylizeOptions(steps=6, variants=3, progress_interval=3600, preview_size=16, **WEIGHTS))
     assert [event.step for event in events] == [1, 6]
     last = events[-1]
     assert last.step == last.total == 6 and last.stage == "fine" and len(last.losses) == 3
     assert max(last.preview.size) == 16
 
     every: list[Progress] = []
-    stylize(
-        content,
-        style,
-        net=random_vgg,
-        size=32,
-        steps=4,
-        variants=1,
-        on_progress=every.append,
-        progress_interval=0,
-        **WEIGHTS,
-    )
+    stylize(content, style, net=random_vgg, size=32, on_progress=every.append,
+            options=StylizeOptions(steps=4, variants=1, progress_interval=0, **WEIGHTS))
     assert [event.step for event in every] == [1, 2, 3, 4]
     assert all(b.elapsed >= a.elapsed for a, b in zip(every, every[1:], strict=False))
 
 
 def test_coarse_stage_runs_first_at_half_size(random_vgg, content, style):
     stages: list[Progress] = []
-    result = stylize(
-        content,
-        style,
-        net=random_vgg,
-        size=256,
-        steps=3,
-        variants=1,
-        on_progress=stages.append,
-        progress_interval=0,
-        schedule=((0.5, 2), (1.0, 1)),
-        **WEIGHTS,
-    )
+    result = stylize(content, style, net=random_vgg, size=256, on_progress=stages.append,
+                     options=StylizeOptions(steps=3, variants=1, progress_interval=0, schedule=((0.5, 2), (1.0, 1)), **WEIGHTS))
     assert [p.stage for p in stages] == ["coarse 1/2", "coarse 1/2", "fine"]
     assert [level["side"] for level in result.params["levels"]] == [128, 256]
     assert max(result.images[0].size) == 256
@@ -247,27 +217,30 @@ def test_a_picture_too_thin_for_the_coarse_level_is_painted_at_full_size_only(ra
     # pooling would run out of pixels: that level's steps go to the full-size one instead.
     thin = content.resize((800, 60))
     inputs = (thin, style) if thin_input == "content" else (content, thin)
-    result = stylize(*inputs, net=random_vgg, size=256, steps=3, variants=1, schedule=((0.5, 2), (1.0, 1)),
-                     **WEIGHTS)
+    result = stylize(*inputs, net=random_vgg, size=256,
+                     options=StylizeOptions(steps=3, variants=1, schedule=((0.5, 2), (1.0, 1)), **WEIGHTS))
     assert [(level["side"], level["steps"]) for level in result.params["levels"]] == [(256, 3)]
     assert result.images[0].size == ((256, 19) if thin_input == "content" else (256, 170))
 
 
 def test_blending_styles_mixes_their_targets(random_vgg, content, style, other_style):
-    common = {"net": random_vgg, "size": 32, "steps": 4, "variants": 1, **WEIGHTS}
-    only_first = stylize(content, style, **common).images[0]
-    all_first = stylize(content, [style, other_style], style_blend=[1, 0], **common).images[0]
-    mixed = stylize(content, [style, other_style], style_blend=[1, 1], **common).images[0]
-    only_second = stylize(content, other_style, **common).images[0]
+    common = StylizeOptions(steps=4, variants=1, **WEIGHTS)
+    only_first = stylize(content, style, net=random_vgg, size=32, options=common).images[0]
+    all_first = stylize(content, [style, other_style], net=random_vgg, size=32,
+                        options=replace(common, style_blend=[1, 0])).images[0]
+    mixed = stylize(content, [style, other_style], net=random_vgg, size=32,
+                    options=replace(common, style_blend=[1, 1])).images[0]
+    only_second = stylize(content, other_style, net=random_vgg, size=32, options=common).images[0]
     assert np.array_equal(pixels(only_first), pixels(all_first))
     assert not np.array_equal(pixels(mixed), pixels(only_first))
     assert not np.array_equal(pixels(mixed), pixels(only_second))
 
 
 def test_preserve_colors_keeps_the_contents_chroma(random_vgg, content, style):
-    common = {"net": random_vgg, "size": 48, "steps": 8, "variants": 1, **WEIGHTS}
-    kept = stylize(content, style, preserve_colors=True, **common).images[0]
-    painted = stylize(content, style, **common).images[0]
+    common = StylizeOptions(steps=8, variants=1, **WEIGHTS)
+    kept = stylize(content, style, net=random_vgg, size=48,
+                   options=replace(common, preserve_colors=True)).images[0]
+    painted = stylize(content, style, net=random_vgg, size=48, options=common).images[0]
     reference = np.asarray(resize(content, 48).convert("YCbCr"), dtype=np.int16)
     kept_ycbcr = np.asarray(kept.convert("YCbCr"), dtype=np.int16)
     painted_ycbcr = np.asarray(painted.convert("YCbCr"), dtype=np.int16)
@@ -280,19 +253,21 @@ def test_preserve_colors_keeps_the_contents_chroma(random_vgg, content, style):
 
 def test_bad_arguments_are_refused(random_vgg, content, style):
     with pytest.raises(ValueError, match="init"):
-        stylize(content, style, net=random_vgg, size=32, steps=1, init="zeros")
+        stylize(content, style, net=random_vgg, size=32, options=StylizeOptions(steps=1, init="zeros"))
     with pytest.raises(ValueError, match="style_blend"):
-        stylize(content, [style, style], net=random_vgg, size=32, steps=1, style_blend=[1])
+        stylize(content, [style, style], net=random_vgg, size=32,
+                options=StylizeOptions(steps=1, style_blend=[1]))
     with pytest.raises(ValueError, match="layers"):
-        stylize(content, style, net=random_vgg, size=32, steps=1, style_layers=("relu9_9",))
+        stylize(content, style, net=random_vgg, size=32,
+                options=StylizeOptions(steps=1, style_layers=("relu9_9",)))
 
 
 def test_with_a_target_the_coarse_steps_count_by_their_cost(random_vgg, content, style):
     # With a target, ``steps`` caps full-size evaluations: two half-size steps cost half of one, so the fine
     # level gets 3 of the 4 instead of 2.
-    common = {"net": random_vgg, "size": 256, "steps": 4, "variants": 1, "schedule": ((0.5, 0.5), (1.0, 0.5))}
-    plain = stylize(content, style, **common, **WEIGHTS)
-    capped = stylize(content, style, target_loss=0.0, **common, **WEIGHTS)
+    common = StylizeOptions(steps=4, variants=1, schedule=((0.5, 0.5), (1.0, 0.5)), **WEIGHTS)
+    plain = stylize(content, style, net=random_vgg, size=256, options=common)
+    capped = stylize(content, style, net=random_vgg, size=256, options=replace(common, target_loss=0.0))
     assert [(level["side"], level["steps"]) for level in plain.params["levels"]] == [(128, 2), (256, 2)]
     assert [(level["side"], level["steps"]) for level in capped.params["levels"]] == [(128, 2), (256, 3)]
     assert plain.params["full_size_evaluations"] == 2.5 and capped.params["full_size_evaluations"] == 3.5
@@ -315,7 +290,8 @@ def test_the_steps_read_nothing_back_from_the_device_unless_a_target_or_progress
 
     def reads_for(steps: int) -> int:
         reads.clear()
-        stylize(content, style, net=random_vgg, size=32, steps=steps, variants=3, max_batch_pixels=1, **WEIGHTS)
+        stylize(content, style, net=random_vgg, size=32,
+                options=StylizeOptions(steps=steps, variants=3, max_batch_pixels=1, **WEIGHTS))
         return len(reads)
 
     assert reads_for(2) == reads_for(7)
@@ -349,7 +325,7 @@ def test_a_bf16_run_stops_at_its_targets(random_vgg, content, style, monkeypatch
 
     from stylizer import transfer
 
-    class CpuBf16(transfer._Precision):
+    class CpuBf16(transfer.Precision):
         def __init__(self, device, precision):
             super().__init__(device, precision)
             self.bf16 = precision != "fp32"
@@ -358,12 +334,12 @@ def test_a_bf16_run_stops_at_its_targets(random_vgg, content, style, monkeypatch
         def autocast(self):
             return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
-    monkeypatch.setattr(transfer, "_Precision", CpuBf16)
-    start = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, **WEIGHTS)
+    monkeypatch.setattr(transfer, "Precision", CpuBf16)
+    start = stylize(content, style, net=random_vgg, size=32,
+                    options=StylizeOptions(steps=1, variants=2, **WEIGHTS))
     reachable = [losses["total"] * 0.9 for losses in start.losses]
-    result = stylize(
-        content, style, net=random_vgg, size=32, steps=40, variants=2, target_loss=reachable, **WEIGHTS
-    )
+    result = stylize(content, style, net=random_vgg, size=32,
+                     options=StylizeOptions(steps=40, variants=2, target_loss=reachable, **WEIGHTS))
     assert result.params["precision"] == "bf16"
     assert 1 < result.params["steps_taken"] < 40
     assert all(
@@ -373,37 +349,39 @@ def test_a_bf16_run_stops_at_its_targets(random_vgg, content, style, monkeypatch
 
 def test_init_images_warm_start_only_their_own_variants(random_vgg, content, style):
     warm = Image.new("RGB", (80, 80), (250, 0, 0))  # larger than the level: it is resized to it
-    result = stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, learning_rate=1e-6,
-                     schedule=((1.0, 1.0),), init_images=[None, warm], **WEIGHTS)
+    result = stylize(content, style, net=random_vgg, size=32, init_images=[None, warm],
+                     options=StylizeOptions(steps=1, variants=2, learning_rate=1e-6, schedule=((1.0, 1.0),), **WEIGHTS))
     cold, warmed = (pixels(image).mean(axis=(0, 1)) for image in result.images)
     assert warmed[0] > 240 and warmed[1] < 10  # still the red picture it started from
     assert abs(cold[0] - pixels(resize(content, 32)).mean(axis=(0, 1))[0]) < 3  # still the photo
     with pytest.raises(ValueError, match="one entry"):
-        stylize(content, style, net=random_vgg, size=32, steps=1, variants=2, init_images=[warm], **WEIGHTS)
+        stylize(content, style, net=random_vgg, size=32, init_images=[warm],
+                options=StylizeOptions(steps=1, variants=2, **WEIGHTS))
 
 
 def test_a_picture_painted_smaller_starts_a_larger_paint_with_the_photos_detail_put_back(content):
     # An Upscale starts from its small tile: plain upsampling would hand the fine level a blurred photo.
     photo = pil_to_tensor(resize(content, 96), "cpu")
     small_photo = resize(content, 48)
-    start = _warm_start(small_photo, photo)
+    start = warm_start(small_photo, photo)
     blurred = F.interpolate(pil_to_tensor(small_photo, "cpu"), size=photo.shape[-2:], mode="bicubic")
     assert start.shape == photo.shape
     assert (start - photo).abs().mean() < 0.25 * (blurred.clamp(0, 1) - photo).abs().mean()
     same_size = resize(content, 96)
-    assert torch.equal(_warm_start(same_size, photo), photo)  # a tile at the level's size is taken as it is
+    assert torch.equal(warm_start(same_size, photo), photo)  # a tile at the level's size is taken as it is
 
 
 def test_a_warm_start_from_a_neighbouring_strength_reaches_a_fresh_paints_loss_in_fewer_steps(
     stand_in_vgg, content, style
 ):
     # Real features: on random ones every start is about as far from the optimum.
-    settings = {"net": stand_in_vgg, "size": 96, "variants": 1, "content_weight": 1.0, "seed": 0}
-    fresh = stylize(content, style, steps=60, style_weight=1e5, **settings)
-    neighbour = stylize(content, style, steps=60, style_weight=5e4, **settings)
+    settings = StylizeOptions(steps=60, style_weight=1e5, variants=1, content_weight=1.0, seed=0)
+    fresh = stylize(content, style, net=stand_in_vgg, size=96, options=settings)
+    neighbour = stylize(content, style, net=stand_in_vgg, size=96,
+                        options=replace(settings, style_weight=5e4))
     target = fresh.losses[0]["total"]
-    cold = stylize(content, style, steps=60, style_weight=1e5, target_loss=target, **settings)
-    warm = stylize(content, style, steps=60, style_weight=1e5, target_loss=target, schedule=((1.0, 1.0),),
-                   init_images=[neighbour.images[0]], **settings)
+    cold = stylize(content, style, net=stand_in_vgg, size=96, options=replace(settings, target_loss=target))
+    warm = stylize(content, style, net=stand_in_vgg, size=96, init_images=[neighbour.images[0]],
+                   options=replace(settings, target_loss=target, schedule=((1.0, 1.0),)))
     assert warm.losses[0]["total"] <= target * 1.02
     assert warm.params["steps_taken"] <= cold.params["steps_taken"] / 2

@@ -95,8 +95,9 @@ class QueueingExecutor(Executor, Generic[Entry]):
     jobs their positions, refuse jobs the same way. A subclass says how it gets ready, starts jobs and
     cancels one; it calls ``_announce_positions`` whenever the waiting jobs may have moved."""
 
-    def __init__(self, max_queue: int, entry_type: Callable[[Job, EventHandle], Entry]) -> None:
+    def __init__(self, max_queue: int, entry_type: Callable[[Job, EventHandle], Entry], max_attempts: int) -> None:
         self._entries: FairQueue[Entry] = FairQueue(max_queue)
+        self.max_attempts = max_attempts
         self._entry_type = entry_type
         self._started = False
         self._closing = False
@@ -129,6 +130,14 @@ class QueueingExecutor(Executor, Generic[Entry]):
         self._dispatch_next()
         return handle
 
+    def _gave_up(self, entry: Entry) -> bool:
+        """The retry policy of a job whose painter crashed under it: after ``max_attempts`` it ends as crashed
+        (True); before that the caller tries it again (False)."""
+        if entry.attempt < self.max_attempts:
+            return False
+        self._finish(entry, crashed(entry.attempt))
+        return True
+
     def _announce_positions(self) -> None:
         for entry, position in self._entries.moved():
             entry.handle.push(JobQueued(position))
@@ -140,6 +149,10 @@ class QueueingExecutor(Executor, Generic[Entry]):
     @abc.abstractmethod
     def _dispatch_next(self) -> None:
         """Start the next waiting jobs, as many as there is room for now (on the event loop)."""
+
+    @abc.abstractmethod
+    def _finish(self, entry: Entry, event: JobDone | JobFailed) -> None:
+        """Push the job's final event and forget it (on the event loop)."""
 
     @abc.abstractmethod
     def _cancel(self, job_id: str) -> None:

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from stylizer.images import ImageLimits
+from stylizer.options import DEFAULT_SIZE, StylizeOptions
 from stylizer.strength import DEFAULT_STRENGTH
 
 FailureKind = Literal["invalid_image", "cancelled", "timeout", "oom", "crashed", "unavailable", "internal"]
@@ -16,24 +18,25 @@ FailureKind = Literal["invalid_image", "cancelled", "timeout", "oom", "crashed",
 class JobOptions:
     """Everything the painter needs besides the two images; all of it ends up in the result's params.
 
-    The painter paints ``variants`` neighbouring strengths around ``strength`` (``strength.strip_strengths``);
-    ``style_weight`` is the experts' raw weight at ``strength`` (None: the stylizer's balance for the pair).
+    The painter paints a strip of ``variants`` tiles, neighbouring strengths around ``strength``
+    (``strength.strip_strengths``); ``style_weight`` is the experts' raw weight at ``strength`` (None: the
+    stylizer's balance for the pair).
     """
 
     strength: int = DEFAULT_STRENGTH
-    style_weight: float | None = None
-    content_weight: float = 1.0
-    tv_weight: float = 0.0
-    variants: int = 5
-    size: int = 512
-    steps: int = 300
-    seed: int | None = None
-    preserve_colors: bool = False
+    style_weight: float | None = StylizeOptions.style_weight
+    content_weight: float = StylizeOptions.content_weight
+    tv_weight: float = StylizeOptions.tv_weight
+    variants: int = StylizeOptions.variants
+    size: int = DEFAULT_SIZE
+    steps: int = StylizeOptions.steps
+    seed: int | None = None  # None: the painter chooses one and reports it
+    preserve_colors: bool = StylizeOptions.preserve_colors
     # Byte budget for each encoded output image (Discord's upload limit can be as low as 10 MiB).
     output_max_bytes: int = 8 * 1024 * 1024
     # Decoding limits applied again in the worker: the bot's check is not trusted blindly.
-    max_pixels: int = 40_000_000
-    max_input_side: int = 4096
+    max_pixels: int = ImageLimits.max_pixels
+    max_input_side: int = ImageLimits.max_side
 
 
 @dataclass(frozen=True)
@@ -79,19 +82,19 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class JobDone:
-    image: bytes  # the chosen variant, encoded within options.output_max_bytes
+    image: bytes  # the chosen tile, encoded within options.output_max_bytes
     image_ext: str  # "png" or "jpg"
-    strip: bytes  # the labelled strip of every variant, encoded within the same budget
+    strip: bytes  # the labelled strip of every tile, encoded within the same budget
     strip_ext: str
-    image_size: tuple[int, int]  # (width, height) of the chosen variant
+    image_size: tuple[int, int]  # (width, height) of the chosen tile
     strip_size: tuple[int, int]
-    strengths: tuple[int, ...]  # one per variant, in strip order (the tiles' labels)
-    style_weights: tuple[float, ...]  # one per variant, in strip order
+    strengths: tuple[int, ...]  # one per tile, in strip order (the tiles' labels)
+    style_weights: tuple[float, ...]  # one per tile, in strip order
     chosen: int  # index into strengths / style_weights of the image in ``image``
     seconds: float  # painting time, not counting the wait in the queue
     params: dict = field(default_factory=dict)  # every parameter used, enough to reproduce the result
     note: str | None = None  # something the user should know, e.g. "rendered smaller after running out of memory"
-    tiles: tuple[bytes, ...] = ()  # every variant as a lossless PNG, in strip order: a later redo's Job.painted
+    tiles: tuple[bytes, ...] = ()  # every tile as a lossless PNG, in strip order: a later redo's Job.painted
     reused: tuple[int, ...] = ()  # the strengths taken from Job.painted as they were; the others were painted
     # An animated WebP of the chosen strength forming, ending on ``image`` (stylizer.timelapse), within the same
     # byte budget; empty when that strength was not painted by this job (taken from Job.painted).

@@ -24,7 +24,7 @@ from functools import partial
 from multiprocessing import connection
 from typing import Any
 
-from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, QueueingExecutor, TrackedJob, crashed
+from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, QueueingExecutor, TrackedJob
 from stylizer.executor.base import ExecutorUnavailable, JobDone, JobFailed, JobStarted
 
 logger = logging.getLogger(__name__)
@@ -72,13 +72,12 @@ class LocalExecutor(QueueingExecutor[_Entry]):
         running job may take to notice a cancel before its worker is killed and restarted."""
         if max_queue < 1 or max_attempts < 1:
             raise ValueError("max_queue and max_attempts must be at least 1")
-        super().__init__(max_queue, _Entry)
+        super().__init__(max_queue, _Entry, max_attempts)
         self.weights = weights
         self.device = device
         self.job_timeout_s = job_timeout_s
         self.progress_interval_s = progress_interval_s
         self.previews = previews
-        self.max_attempts = max_attempts
         self.cancel_grace_s = cancel_grace_s
         self.torch_threads = torch_threads
         self._context = None
@@ -284,9 +283,7 @@ class LocalExecutor(QueueingExecutor[_Entry]):
             self._running = None
             if entry.stop is not None:
                 self._finish(entry, entry.stop)
-            elif entry.attempt >= self.max_attempts:
-                self._finish(entry, crashed(entry.attempt))
-            else:
+            elif not self._gave_up(entry):
                 entry.cancel_timers()
                 self._retry = entry
         self._restart = self._loop.create_task(self._restart_worker())

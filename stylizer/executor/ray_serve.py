@@ -1,8 +1,7 @@
 """RayExecutor: the same executor contract, with jobs painted by the replicas of a Ray Serve deployment.
 
-Each replica (``_Painter``) loads the weights once and paints one job at a time; its answer to a job is a
-stream: a private ``_ReplicaStarted`` marker, then the contract's ``JobProgress`` events, then exactly one
-``JobDone`` or ``JobFailed``. Only plain picklable data crosses the cluster, images always as encoded bytes.
+Each replica (``ray_replica._Painter``) loads the weights once and paints one job at a time, and answers a job
+with a stream of events. Only plain picklable data crosses the cluster, images always as encoded bytes.
 
 The executor keeps the queue itself (a ``FairQueue``, round-robin between owners, as ``LocalExecutor`` does)
 and sends Serve at most one job per replica, so queue positions are known here and a job that waits never
@@ -23,32 +22,36 @@ import asyncio
 import logging
 import re
 import socket
-import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, QueueingExecutor, TrackedJob, crashed
+from stylizer.executor._jobs import CANCELLED, SHUTDOWN_REASON, QueueingExecutor, TrackedJob
 from stylizer.executor.base import (
     ExecutorUnavailable,
-    Job,
     JobDone,
-    JobEvent,
     JobFailed,
     JobProgress,
     JobStarted,
 )
+
+# Re-exported: a Serve config's import path names build_app here, and the manifests the deployment's names.
+from stylizer.executor.ray_replica import DEPLOYMENT_NAME as DEPLOYMENT_NAME
+from stylizer.executor.ray_replica import MAX_ONGOING_REQUESTS as MAX_ONGOING_REQUESTS
+from stylizer.executor.ray_replica import (
+    ReplicaRecord,
+    _ReplicaStarted,
+    painter_deployment,
+)
+from stylizer.executor.ray_replica import build_app as build_app
 
 logger = logging.getLogger(__name__)
 
 INTERNAL_REASON = "The replica failed outside run_job; the error is in the bot's log."
 
 DEFAULT_APP_NAME = "stylebot"
-DEPLOYMENT_NAME = "painter"
-MAX_ONGOING_REQUESTS = 1
 # Addresses that start a Ray instance inside this process instead of joining a cluster.
 LOCAL_ADDRESSES = (None, "local")
 PROBE_TIMEOUT_S = 5.0
@@ -62,116 +65,21 @@ RESEND_PAUSE_S = 1.0
 CLOSE_TIMEOUT_S = 30.0
 
 
+def custom_resources(resources: Mapping[str, Any]) -> dict[str, float]:
+    """The custom Ray resources each replica needs, checked: positive amounts, and no CPU or GPU key (those
+    are ``num_cpus`` and ``num_gpus``). Raises ValueError."""
+    if not isinstance(resources, Mapping) or any(
+        isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0 or key in ("CPU", "GPU")
+        for key, amount in resources.items()
+    ):
+        raise ValueError("resources are custom resources with positive amounts (CPUs and GPUs: num_cpus, "
+                         f"num_gpus), not {resources}")
+    return {str(key): float(amount) for key, amount in resources.items()}
+
+
 def no_painter(waited_s: float) -> JobFailed:
     return JobFailed("unavailable", f"No painter was free to take the job for {waited_s:g} s (a painting node "
                                     "may be down); try again in a few minutes.")
-
-
-@dataclass(frozen=True)
-class _ReplicaStarted:
-    """First item of every stream: the replica has begun painting (its name and its Ray node's id, for logs
-    and fault tests)."""
-
-    replica: str
-    node_id: str
-
-
-@dataclass(frozen=True)
-class ReplicaRecord:
-    """What one replica remembers of a job it ran: how it ended and how far the optimisation got."""
-
-    job_id: str
-    outcome: str  # "done" or a FailureKind
-    last_step: int
-    total: int
-
-
-class _Painter:
-    """One Serve replica. Wrapped with ``serve.deployment`` at start, so that importing this module needs no Ray."""
-
-    def __init__(self, weights: str, device: str, progress_interval_s: float, previews: bool) -> None:
-        import ray
-
-        from stylizer.executor.runner import resolve_device
-        from stylizer.weights import load_vgg19
-
-        self._device = resolve_device(device)
-        self._progress_interval_s = progress_interval_s
-        self._previews = previews
-        self._net = load_vgg19(weights, device=self._device)
-        context = ray.get_runtime_context()
-        self._name = context.get_actor_name() or "replica"
-        self._node_id = context.get_node_id()
-        # Serve counts a cancelled request as finished at once; this lock keeps the next job off the replica
-        # until the cancelled optimisation has actually returned.
-        self._idle = asyncio.Lock()
-        self._history: deque[ReplicaRecord] = deque(maxlen=64)
-
-    async def paint(self, job: Job) -> AsyncIterator[_ReplicaStarted | JobEvent]:
-        from stylizer.executor.runner import job_outcome
-
-        async with self._idle:
-            loop = asyncio.get_running_loop()
-            events: asyncio.Queue[JobProgress | JobDone | JobFailed] = asyncio.Queue()
-            stop = threading.Event()
-            last_progress: list[JobProgress] = []
-
-            def on_progress(progress: JobProgress) -> None:
-                last_progress[:] = [progress]
-                loop.call_soon_threadsafe(events.put_nowait, progress)
-
-            def work() -> None:
-                outcome = job_outcome(
-                    job,
-                    self._net,
-                    device=self._device,
-                    on_progress=on_progress,
-                    cancelled=stop.is_set,
-                    progress_interval=self._progress_interval_s,
-                    previews=self._previews,
-                )
-                loop.call_soon_threadsafe(events.put_nowait, outcome)
-
-            # Off the replica's event loop, which must stay free to hear a cancellation.
-            finished = loop.run_in_executor(None, work)
-            outcome_kind = "cancelled"
-            try:
-                yield _ReplicaStarted(self._name, self._node_id)
-                while True:
-                    event = await events.get()
-                    if isinstance(event, JobProgress):
-                        yield event
-                        continue
-                    outcome_kind = "done" if isinstance(event, JobDone) else event.kind
-                    if isinstance(event, JobDone):
-                        # Where it was painted, with the rest of what reproduces it.
-                        event = replace(event, params={**event.params, "ray_node_id": self._node_id})
-                    yield event
-                    return
-            finally:
-                stop.set()
-                await finished
-                step, total = (last_progress[0].step, last_progress[0].total) if last_progress else (0, 0)
-                self._history.append(ReplicaRecord(job.job_id, outcome_kind, step, total))
-
-    def history(self) -> tuple[str, list[ReplicaRecord]]:
-        """This replica's name and the jobs it ran, newest last (for operators and tests)."""
-        return self._name, list(self._history)
-
-
-def painter_deployment():
-    """The Serve deployment of painters, before its per-cluster options (replicas, CPUs, GPUs, resources)."""
-    from ray import serve
-
-    # One job per replica: each paints one picture at a time on its device.
-    return serve.deployment(_Painter, name=DEPLOYMENT_NAME, max_ongoing_requests=MAX_ONGOING_REQUESTS)
-
-
-def build_app(args: dict):
-    """Serve's application builder, for a Serve config (``import_path: stylizer.executor.ray_serve:build_app``,
-    e.g. a KubeRay RayService's serveConfigV2): ``args`` are the replicas' ``weights``, ``device``,
-    ``progress_interval_s`` and ``previews``; the config's ``deployments`` entry sets replicas and resources."""
-    return painter_deployment().bind(**args)
 
 
 @dataclass(eq=False)
@@ -223,11 +131,8 @@ class RayExecutor(QueueingExecutor[_Entry]):
         """
         if replicas < 1 or max_queued_per_replica < 1 or max_attempts < 1:
             raise ValueError("replicas, max_queued_per_replica and max_attempts must be at least 1")
-        resources = dict(resources or {})
-        if {"CPU", "GPU"} & set(resources) or any(amount <= 0 for amount in resources.values()):
-            raise ValueError("resources are custom resources with positive amounts (CPUs and GPUs: num_cpus, "
-                             f"num_gpus), not {resources}")
-        super().__init__(replicas * max_queued_per_replica, _Entry)
+        resources = custom_resources(resources or {})
+        super().__init__(replicas * max_queued_per_replica, _Entry, max_attempts)
         self.address = address
         self.weights = weights
         self.device = device
@@ -240,7 +145,6 @@ class RayExecutor(QueueingExecutor[_Entry]):
         self.app_name = app_name
         self.progress_interval_s = progress_interval_s
         self.previews = previews
-        self.max_attempts = max_attempts
         self.start_timeout_s = start_timeout_s
         self.replica_wait_s = replica_wait_s
         self.health_interval_s = health_interval_s
@@ -463,8 +367,7 @@ class RayExecutor(QueueingExecutor[_Entry]):
             entry.cancel_timers()
             logger.error("job %s lost its replica %s (attempt %d): %s", entry.job.job_id, entry.replica,
                          entry.attempt, lost)
-            if entry.attempt >= self.max_attempts:
-                self._finish(entry, crashed(entry.attempt))
+            if self._gave_up(entry):
                 return
 
     def _on_started(self, entry: _Entry, started: _ReplicaStarted) -> None:

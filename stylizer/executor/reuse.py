@@ -1,7 +1,7 @@
 """Redo without repainting: which tiles of a job are already painted, and where the others start from.
 
 A Less/More redo's strip shares all tiles but one with the strip it came from (strength.strip_strengths), and
-a Variant at full size is one of those tiles at a larger size. The job carries what was painted
+an Upscale is one of those tiles at a larger size. The job carries what was painted
 (``Job.painted``: strength -> lossless PNG); a tile at the output size is taken as it is, every other
 strength is painted fine-only, warm-started from the nearest painted strength (resized to the output),
 with a share of the job's steps measured to reach a fresh paint's loss (docs/benchmarks.md, "Redo").
@@ -16,20 +16,19 @@ from dataclasses import dataclass
 from PIL import Image
 
 from stylizer.images import ImageLimits, InvalidImage, load_image
-from stylizer.transfer import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULE
+from stylizer.options import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULE
 
-# Shares of the job's steps for a warm start, measured with real ImageNet features (docs/benchmarks.md, "Redo").
-# From the neighbouring strength at the same size, fine-only steps to reach a fresh paint's referee loss:
-# 57 and 63 of 150 at 256 px (strength 7 -> 8, 3 -> 2), 22 of 60 at 96 px.
+# Shares of the job's steps for a warm start: enough fine-only steps to reach a fresh paint's referee loss, as
+# measured with real ImageNet features (docs/benchmarks.md, "Redo"). From the neighbouring strength at the
+# same size:
 NEIGHBOUR_STEPS_SHARE = 0.4
 # From the same strength at half the size (Upscale), started from the tile upsampled with the photo's detail
-# put back and refined by L-BFGS: 60 of 150 steps at 256 px ended 2 % below a fresh paint's loss; a fresh paint
-# spends about 0.8 of its steps' cost at full size, so 0.35 keeps an Upscale under half of it.
+# put back; kept under half of a fresh paint's cost, most of which is spent at full size.
 UPSCALED_STEPS_SHARE = 0.35
 FINE_ONLY = ((1.0, 1.0),)
 # A warm start refines a picture that is nearly there: L-BFGS's steps follow the gradient's size, where Adam's
-# first steps move every pixel by its learning rate. From a 128 px tile to 256 px, 60 fine-only steps
-# against a fresh paint's 150 (referee loss 11.32): L-BFGS 11.08, the hybrid 11.32, Adam 13.04 (lr 0.02: 14.36).
+# first steps move every pixel by its learning rate; L-BFGS reached the lowest loss from a warm start
+# (docs/benchmarks.md, "Redo").
 WARM_START_OPTIMIZER = "lbfgs"
 
 
@@ -55,7 +54,7 @@ class ReusePlan:
         return [tiles[self.warm_from[s]].image if s in self.warm_from else None for s in self.to_paint]
 
 
-def decode_painted(painted: Sequence[tuple[int, bytes]], limits: ImageLimits) -> dict[int, PaintedTile]:
+def decode_tiles(painted: Sequence[tuple[int, bytes]], limits: ImageLimits) -> dict[int, PaintedTile]:
     """The job's painted tiles by strength. Raises ValueError for one that is not a decodable PNG: the caller's
     fault, not the user's pictures' (an InvalidImage would be shown to the user as a problem with them)."""
     tiles = {}

@@ -11,29 +11,26 @@ import dataclasses
 import hashlib
 import io
 import logging
-import secrets
 import time
 from collections.abc import Callable
 
 import torch
 from PIL import Image
 
+from stylizer import objective
+from stylizer.calibration import calibrated_style_weights
 from stylizer.executor._jobs import CANCELLED
-from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobProgress
-from stylizer.executor.reuse import PaintedTile, ReusePlan, decode_painted, encode_png, plan_reuse
-from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image
+from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobOptions, JobProgress
+from stylizer.executor.reuse import PaintedTile, ReusePlan, decode_tiles, encode_png, plan_reuse
+from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image, resize_longest
+from stylizer.objective import DeviceUnavailable
+from stylizer.options import StylizeOptions, choose_seed
+from stylizer.progress import Cancelled, Progress
 from stylizer.strength import check_strength, strength_label, strip_strengths, style_factor
 from stylizer.strip import encode_within, make_strip
 from stylizer.style_cache import StyleTargetCache, cached_style_targets
 from stylizer.timelapse import FRAME_SIDE, FrameRecorder, encode_timelapse
-from stylizer.transfer import (
-    Cancelled,
-    Progress,
-    StylizeResult,
-    calibrated_style_weights,
-    resize_longest,
-    stylize,
-)
+from stylizer.transfer import StylizeResult, stylize
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +44,11 @@ PRESET_STYLE_TARGETS = StyleTargetCache()
 
 
 def resolve_device(device: str) -> str:
-    """The torch device a worker paints on: "auto" picks CUDA when there is one; raises ExecutorUnavailable
-    for a CUDA device on a machine without CUDA, before any weights are loaded onto it."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExecutorUnavailable(
-            f'The painter was told to use device "{device}", but CUDA is not available on this machine.'
-        )
-    return device
+    """``objective.resolve_device`` for a worker: a device it cannot use means the executor is unavailable."""
+    try:
+        return str(objective.resolve_device(device))
+    except DeviceUnavailable as error:
+        raise ExecutorUnavailable(str(error)) from error
 
 
 def job_outcome(job: Job, net: torch.nn.Sequential, **run_options) -> JobDone | JobFailed:
@@ -89,48 +82,35 @@ def run_job(
         check_paintable(style, size, name=job.style_name)
 
     check_both_paintable(options.size)
-    painted = decode_painted(job.painted, limits)
+    earlier = decode_tiles(job.painted, limits)
     strengths = strip_strengths(check_strength(options.strength), options.variants)
     # A random seed is still reported, so that whoever liked the picture can paint it again.
-    seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+    seed = choose_seed(options.seed)
 
     report = _ProgressTap(on_progress, progress_interval, previews, FrameRecorder())
 
     def paint(size: int) -> tuple[ReusePlan, StylizeResult | None]:
-        plan = plan_reuse(strengths, painted, resize_longest(content, size).size, options.steps)
+        plan = plan_reuse(strengths, earlier, resize_longest(content, size).size, options.steps)
         if not plan.to_paint:
             return plan, None
-        return plan, stylize(
-            content,
-            style,
-            net=net,
-            size=size,
-            steps=plan.steps,
-            schedule=plan.schedule,
-            optimizer=plan.optimizer,
-            init_images=plan.starts(painted),
-            content_weight=options.content_weight,
-            tv_weight=options.tv_weight,
-            **_weighting(options, plan.to_paint),
-            seed=seed,
-            preserve_colors=options.preserve_colors,
-            device=device,
-            on_progress=report,
-            # Finer than the executor's rate: the timelapse takes its frames from the same previews.
-            progress_interval=min(progress_interval, FRAME_INTERVAL_S),
-            preview_size=min(FRAME_SIDE, size),
-            cancel=cancelled,
-        )
+        # Finer than the executor's rate: the timelapse takes its frames from the same previews.
+        settings = _stylize_options(options, plan, seed=seed, device=str(device),
+                                    progress_interval=min(progress_interval, FRAME_INTERVAL_S),
+                                    preview_size=min(FRAME_SIDE, size))
+        return plan, stylize(content, style, net=net, size=size, strength=_chosen_strength(options, plan.to_paint),
+                             options=settings, init_images=plan.starts(earlier), on_progress=report,
+                             cancel=cancelled)
 
     def calibrate(tile_strengths: tuple[int, ...]) -> list[float]:
+        settings = StylizeOptions(content_weight=options.content_weight,
+                                  preserve_colors=options.preserve_colors, device=str(device))
         return calibrated_style_weights(content, style, tile_strengths, net=net, size=options.size,
-                                        content_weight=options.content_weight,
-                                        preserve_colors=options.preserve_colors, device=device)
+                                        options=settings)
 
     with _preset_statistics(job, net):
         (plan, result), note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
         weights = _style_weights(options, strengths, plan, result, calibrate)
-    done = _job_done(job, content, style, strengths, weights, painted, plan, result, started, note)
+    done = _job_done(job, content, style, strengths, weights, earlier, plan, result, started, note)
     if options.strength not in plan.to_paint:
         return done
     return dataclasses.replace(done, timelapse=_timelapse(report.recorder, done, options.output_max_bytes))
@@ -183,15 +163,26 @@ def _timelapse(recorder: FrameRecorder, done: JobDone, max_bytes: int) -> bytes:
         return b""
 
 
-def _weighting(options, to_paint: tuple[int, ...]) -> dict:
-    """stylize()'s weight options: the strengths, calibrated by the stylizer for the pair, or an expert's raw
-    style weight at ``options.strength`` with the strip's factors around it."""
+def _stylize_options(options: JobOptions, plan: ReusePlan, **machine) -> StylizeOptions:
+    """The job's options as stylize() takes them, for the tiles ``plan`` still paints: the strengths,
+    calibrated by the stylizer for the pair, or an expert's raw style weight at ``options.strength`` with the
+    strip's factors around it. ``machine``: the seed, device and progress settings of this worker."""
     if options.style_weight is None:
-        # A redo may paint only strengths around the one asked for; the preview then follows the nearest.
-        nearest = min(to_paint, key=lambda s: (abs(s - options.strength), s))
-        return {"strength": nearest, "strengths": list(to_paint)}
-    factors = [style_factor(strength, options.strength) for strength in to_paint]
-    return {"style_weight": options.style_weight, "variant_factors": factors}
+        weighting = {"strengths": list(plan.to_paint)}
+    else:
+        weighting = {"style_weight": options.style_weight,
+                     "variant_factors": [style_factor(s, options.strength) for s in plan.to_paint]}
+    return StylizeOptions(steps=plan.steps, schedule=plan.schedule, optimizer=plan.optimizer,
+                          content_weight=options.content_weight, tv_weight=options.tv_weight,
+                          preserve_colors=options.preserve_colors, **weighting, **machine)
+
+
+def _chosen_strength(options: JobOptions, to_paint: tuple[int, ...]) -> int:
+    """The strength the preview follows: a redo may paint only strengths around the one asked for, and then
+    the nearest of them."""
+    if options.style_weight is not None:
+        return options.strength
+    return min(to_paint, key=lambda s: (abs(s - options.strength), s))
 
 
 def _paint_with_memory_retry(paint, check_both_paintable, size: int, job_id: str):
@@ -227,13 +218,13 @@ def _style_weights(options, strengths: tuple[int, ...], plan: ReusePlan, result:
 
 
 def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tuple[int, ...],
-              style_weights: tuple[float, ...], painted: dict[int, PaintedTile], plan: ReusePlan,
+              style_weights: tuple[float, ...], earlier: dict[int, PaintedTile], plan: ReusePlan,
               result: StylizeResult | None, started: float, note: str | None) -> JobDone:
     """The strip of the tiles given and the tiles painted now, encoded for the user and for a later redo."""
     options = job.options
-    painted_now = dict(zip(plan.to_paint, result.images, strict=True)) if result is not None else {}
-    images = [painted_now[s] if s in painted_now else painted[s].image for s in strengths]
-    tiles = tuple(encode_png(painted_now[s]) if s in painted_now else painted[s].png for s in strengths)
+    new = dict(zip(plan.to_paint, result.images, strict=True)) if result is not None else {}
+    images = [new[s] if s in new else earlier[s].image for s in strengths]
+    tiles = tuple(encode_png(new[s]) if s in new else earlier[s].png for s in strengths)
     chosen = strengths.index(options.strength)
     strip = make_strip(images, [strength_label(s) for s in strengths], content=content, style=style)
     image_bytes, image_ext = encode_within(images[chosen], options.output_max_bytes)
