@@ -150,6 +150,16 @@ def _preset_list() -> str:
     return "\n".join(f"{preset.name:<{width}}  {preset.credit}" for preset in all_presets())
 
 
+def _wrote_timelapse(path: Path, recorder, result) -> bool:
+    from stylizer.timelapse import encode_timelapse
+
+    try:
+        path.write_bytes(encode_timelapse(recorder.frames, result, max_bytes=TIMELAPSE_MAX_BYTES))
+    except OSError:
+        return False
+    return True
+
+
 def _credit(preset: str | None) -> str:
     from stylizer.presets import get_preset
 
@@ -217,7 +227,7 @@ def _paint(args, content, styles, net, bad_input) -> int:
     from stylizer.progress import Progress
     from stylizer.strength import strength_label
     from stylizer.strip import make_strip, variant_label
-    from stylizer.timelapse import FRAME_SIDE, FrameRecorder, encode_timelapse
+    from stylizer.timelapse import FRAME_SIDE, FrameRecorder
     from stylizer.transfer import stylize
 
     options = StylizeOptions(
@@ -260,11 +270,8 @@ def _paint(args, content, styles, net, bad_input) -> int:
             image.save(path)
         except (OSError, ValueError) as error:
             return bad_input(f"cannot write {path}: {error}")
-    if args.timelapse is not None:
-        try:
-            args.timelapse.write_bytes(encode_timelapse(recorder.frames, outputs[0][1], max_bytes=TIMELAPSE_MAX_BYTES))
-        except OSError as error:
-            return bad_input(f"cannot write {args.timelapse}: {error}")
+    if args.timelapse is not None and not _wrote_timelapse(args.timelapse, recorder, outputs[0][1]):
+        return bad_input(f"cannot write {args.timelapse}")
     written = [str(path) for path, _ in outputs] + ([str(args.timelapse)] if args.timelapse else [])
     chosen = result.losses[result.chosen]
     print(
