@@ -6,7 +6,6 @@ import json
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,18 +14,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylizer.transfer import Cancelled, Progress, _warm_start, pil_to_tensor, stylize
-
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
-sys.path.insert(0, str(SHARED / "bench"))
-import gatys_reference  # noqa: E402
+from tests.outside import gatys_reference
 
 # Random VGG features need these (see the referee's docstring).
 WEIGHTS = {"content_weight": 1e4, "style_weight": 1e8}
 
 
 @pytest.fixture(scope="module")
-def other_style(shared_images) -> Image.Image:
-    return Image.open(shared_images / "style" / "turner_shipwreck.jpg").convert("RGB")
+def other_style(sample_images) -> Image.Image:
+    return Image.open(sample_images / "style" / "turner_shipwreck.jpg").convert("RGB")
 
 
 def referee_terms(net, content: Image.Image, style: Image.Image, images: list[Image.Image], size: int):
