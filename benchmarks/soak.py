@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -282,36 +283,38 @@ async def soak(*, minutes: float, jobs: int, restarts: int, sample_s: float, max
     # The config wants room for two uploads of the largest size; the soak's are ~10 KB.
     overrides = {"journal": {"max_bytes": max_bytes}, "limits": {"max_attachment_bytes": max_bytes // 4}}
     async with FakeDiscord() as fake:
-        for user in USERS:
-            fake.add_user(user)
-        await start_bot(fake, workdir, overrides)
-        run = Soak(fake, workdir, rng)
-        segments = restarts + 1
-        seconds = minutes * 60 / segments
-        rate = jobs / (minutes * 60)
-        last_sample = [0.0]
-        for segment in range(segments):
-            say(f"run {segment}: {seconds:.0f} s, {len(run.actions)} actions so far")
-            await run.drive(seconds, rate, sample_s, last_sample)
-            if segment == segments - 1:
-                break
-            # A command sent just as the bot goes down gets "the application did not respond" from Discord,
-            # which no bot can prevent: the soak lets the last ones be acknowledged first. Jobs stay in flight.
-            await run.wait_acknowledged(ACK_DEADLINE_S * 3)
-            # Restarts happen with work in flight, as they would in production; the last one is a crash.
-            if segment == segments - 2 and restarts >= 2:
-                await fake.kill_bot()
-            else:
-                await fake.stop_bot()
+        try:
+            for user in USERS:
+                fake.add_user(user)
+            await start_bot(fake, workdir, overrides)
+            run = Soak(fake, workdir, rng)
+            segments = restarts + 1
+            seconds = minutes * 60 / segments
+            rate = jobs / (minutes * 60)
+            last_sample = [0.0]
+            for segment in range(segments):
+                say(f"run {segment}: {seconds:.0f} s, {len(run.actions)} actions so far")
+                await run.drive(seconds, rate, sample_s, last_sample)
+                if segment == segments - 1:
+                    break
+                # A command sent just as the bot goes down gets "the application did not respond" from Discord,
+                # which no bot can prevent: the soak lets the last ones be acknowledged first. Jobs stay in flight.
+                await run.wait_acknowledged(ACK_DEADLINE_S * 3)
+                # Restarts happen with work in flight, as they would in production; the last one is a crash.
+                if segment == segments - 2 and restarts >= 2:
+                    await fake.kill_bot()
+                else:
+                    await fake.stop_bot()
+                run.sample()
+                run.run += 1
+                await restart_bot(fake)
+            await run.drain(DRAIN_S, sample_s, last_sample)
             run.sample()
-            run.run += 1
-            await restart_bot(fake)
-        await run.drain(DRAIN_S, sample_s, last_sample)
-        run.sample()
-        refusals = [f"{r.method} {r.path} -> {r.status} {r.code} {r.message}" for r in fake.refusals]
-        unknown = list(fake.unknown_requests)
-        crashes = list(fake.server_errors)
-        await fake.stop_bot()
+            refusals = [f"{r.method} {r.path} -> {r.status} {r.code} {r.message}" for r in fake.refusals]
+            unknown = list(fake.unknown_requests)
+            crashes = list(fake.server_errors)
+        finally:
+            await fake.stop_bot()  # also when the soak itself is stopped (SIGTERM, Ctrl-C)
     return judge(run, refusals + [f"unknown request {u}" for u in unknown] + crashes, max_bytes, warmup_s)
 
 
@@ -417,7 +420,12 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # so that asyncio.run cancels the soak and its bot is stopped, not orphaned
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--jobs", type=int, default=300, help="how many commands and clicks, about")

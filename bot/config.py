@@ -104,7 +104,8 @@ class ExecutorConfig:
 class JournalConfig:
     path: str = "stylebot.sqlite3"
     keep_finished_hours: float = 48.0
-    # Uploads, painted tiles and records of every job together; past it the oldest finished jobs go first.
+    # The journal's files on disk (every job's uploads, painted tiles and record, SQLite's pages and log); past it
+    # the oldest finished jobs go first.
     max_bytes: int = 2 * 1024 * MIB
 
 
