@@ -157,7 +157,8 @@ def outcome(action: Action) -> tuple[str, str] | None:
     if action.kind == "delete":
         if action.target is not None and action.target.deleted:
             return "deleted", ""
-        line = refusal(interaction)
+        # Refused with one private line, as a reply or (after a silent acknowledgement) as a follow-up.
+        line = refusal(interaction) or next((m.content for m in interaction.ephemeral_messages if m.content), None)
         return ("refused", line) if line is not None else None
     if action.kind == "cancel":
         if interaction.acked_at is None:
