@@ -24,7 +24,10 @@ from stylizer.executor.base import Job  # noqa: E402
 from stylizer.executor.ray_serve import RayExecutor  # noqa: E402
 from tests.ray_cluster import LocalCluster  # noqa: E402
 
-IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import outside  # noqa: E402
+
+IMAGES = outside.shared() / "images"
 PAINTER = {"painter": 1.0}
 
 

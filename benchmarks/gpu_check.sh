@@ -57,7 +57,11 @@ PY="$(pick_python)"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 if [ "$PREPARE" = 1 ]; then
-    source_dir="$REPO/../shared"
+    source_dir="${STYLIZER_SHARED:-$REPO/../shared}"
+    if [ ! -f "$source_dir/weights/vgg16_imagenet_as_vgg19.pth" ]; then
+        echo "gpu_check.sh --prepare: no ../shared at $source_dir; set STYLIZER_SHARED=/path/to/shared" >&2
+        exit 2
+    fi
     target="${SHARED_DIR:-$REPO/.gpu-check/shared}"
     mkdir -p "$target/bench" "$target/images/content" "$target/images/style" "$target/weights" || exit 2
     cp -f "$source_dir/README.md" "$target/" &&
@@ -93,20 +97,6 @@ EOF
     exit 0
 fi
 
-if [ -z "$SHARED_DIR" ]; then
-    if [ -f "$REPO/../shared/bench/gatys_reference.py" ]; then SHARED_DIR="$REPO/../shared"
-    else SHARED_DIR="$REPO/.gpu-check/shared"; fi
-fi
-if [ ! -f "$SHARED_DIR/bench/gatys_reference.py" ]; then
-    echo "gpu_check.sh: no referee at $SHARED_DIR/bench; run benchmarks/gpu_check.sh --prepare where" \
-        "../shared is, and carry .gpu-check" >&2
-    exit 2
-fi
-SHARED_DIR="$(cd "$SHARED_DIR" && pwd)"
-export STYLIZER_SHARED="$SHARED_DIR"
-REAL_WEIGHTS="$SHARED_DIR/weights/vgg16_imagenet_as_vgg19.pth"
-[ -f "$REAL_WEIGHTS" ] || REAL_WEIGHTS="$SHARED_DIR/weights/vgg16_imagenet_as_vgg19_to_relu5_1.pth"
-
 if [ -n "$WHEELS" ]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/gpu-check-site "$WHEELS"/*.whl || exit 2
@@ -122,6 +112,21 @@ else
         exit 2
     fi
 fi
+
+# After the CUDA check: a machine without a GPU hears that first, whatever else it lacks.
+if [ -z "$SHARED_DIR" ]; then
+    if [ -f "$REPO/../shared/bench/gatys_reference.py" ]; then SHARED_DIR="$REPO/../shared"
+    else SHARED_DIR="$REPO/.gpu-check/shared"; fi
+fi
+if [ ! -f "$SHARED_DIR/bench/gatys_reference.py" ]; then
+    echo "gpu_check.sh: no referee at $SHARED_DIR/bench; run benchmarks/gpu_check.sh --prepare where" \
+        "../shared is, and carry .gpu-check" >&2
+    exit 2
+fi
+SHARED_DIR="$(cd "$SHARED_DIR" && pwd)"
+export STYLIZER_SHARED="$SHARED_DIR"
+REAL_WEIGHTS="$SHARED_DIR/weights/vgg16_imagenet_as_vgg19.pth"
+[ -f "$REAL_WEIGHTS" ] || REAL_WEIGHTS="$SHARED_DIR/weights/vgg16_imagenet_as_vgg19_to_relu5_1.pth"
 
 mkdir -p "$(dirname "$OUT_FILE")" && : >"$OUT_FILE" || exit 2
 STARTED=$SECONDS

@@ -19,7 +19,10 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import outside  # noqa: E402
+
+SHARED = outside.shared()
 sys.path.insert(0, str(REPO))
 
 from stylizer.objective import cpu_has_native_bf16  # noqa: E402

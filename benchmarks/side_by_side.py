@@ -11,7 +11,10 @@ from pathlib import Path
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import outside  # noqa: E402
+
+SHARED = outside.shared()
 sys.path.insert(0, str(REPO))
 
 from stylizer.strip import make_strip  # noqa: E402

@@ -40,13 +40,14 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-# STYLIZER_SHARED: a copy of ../shared elsewhere, for a machine that gets the repository alone
-# (benchmarks/gpu_check.sh --prepare makes one).
-SHARED = Path(os.environ.get("STYLIZER_SHARED", REPO / ".." / "shared"))
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(SHARED / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import outside  # noqa: E402
 
-import gatys_reference as referee_module  # noqa: E402
+# ../shared, or STYLIZER_SHARED: a copy elsewhere (benchmarks/gpu_check.sh --prepare makes one).
+SHARED = outside.shared()
+sys.path.insert(0, str(REPO))
+
+referee_module = outside.referee()
 from PIL import Image  # noqa: E402
 
 from stylizer.objective import pil_to_tensor  # noqa: E402

@@ -27,11 +27,13 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(SHARED / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import outside  # noqa: E402
 
-import gatys_reference as referee_module  # noqa: E402
+SHARED = outside.shared()
+sys.path.insert(0, str(REPO))
+
+referee_module = outside.referee()
 
 from stylizer.images import resize_longest  # noqa: E402
 from stylizer.objective import pil_to_tensor  # noqa: E402

@@ -17,6 +17,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import outside  # noqa: E402
 
 from stylizer.weights import load_vgg19  # noqa: E402
 
@@ -32,7 +35,8 @@ def one_pass(net, mode: str, x: torch.Tensor) -> None:
 
 
 def main() -> None:
-    net = load_vgg19(REPO / ".." / "shared" / "weights" / "vgg16_imagenet_as_vgg19.pth")
+    outside.need(outside.STAND_IN)
+    net = load_vgg19(outside.STAND_IN)
     channels_last = copy.deepcopy(net).to(memory_format=torch.channels_last)
     bf16 = copy.deepcopy(net).to(torch.bfloat16).to(memory_format=torch.channels_last)
     print(f"{torch.get_num_threads()} threads, {torch.cpu.get_capabilities().get('cpu_name')}")

@@ -26,6 +26,10 @@ DEFAULT_CONFIG = "config.toml"
 STUCK_THREAD_GRACE_S = 1.0
 
 
+# Gateway close codes for shard settings Discord will not take.
+SHARDING_REFUSED = {4010: "invalid shard", 4011: "sharding required: too many servers for so few shards"}
+SHARDING_ADVICE = "set [discord] shard_count = 0 to run as many shards as Discord recommends"
+
 # Interaction and webhook tokens appear in the URLs discord.py logs at DEBUG; they act for the bot for 15 min.
 URL_TOKEN = re.compile(r"(/(?:interactions|webhooks)/\d+/)[^/\s?'\"]+")
 
@@ -151,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(error, discord.LoginFailure):
             logger.error("Discord refused the token: set a valid DISCORD_TOKEN or [discord] token")
+            return EXIT_CONFIG
+        if isinstance(error, discord.ConnectionClosed) and error.code in SHARDING_REFUSED:
+            logger.error("Discord refused the shards (%s): %s", SHARDING_REFUSED[error.code], SHARDING_ADVICE)
             return EXIT_CONFIG
         raise
     return 0

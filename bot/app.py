@@ -1,8 +1,10 @@
 """StyleBot: the discord.py client. It assembles the parts in setup_hook and owns their lifetimes; what a job
 does lives in bot.service, what a request is in bot.request, what users read in bot.messages.
 
-A plain discord.Client with an app_commands.CommandTree: slash commands, context menus and buttons carry
-everything, so there is no prefix command and no message content intent.
+A discord.AutoShardedClient with an app_commands.CommandTree: slash commands, context menus and buttons carry
+everything, so there is no prefix command and no message content intent. Sharded because Discord requires it
+past 2,500 servers; by default it runs as many shards as Discord recommends (one for a small bot), all in this
+process ([discord] shard_count and shard_ids fix them).
 """
 
 from __future__ import annotations
@@ -57,10 +59,10 @@ def make_executor(config: Config) -> Executor:
     return LocalExecutor(max_queue=limits.queue_length, **painter)
 
 
-class StyleBot(discord.Client):
+class StyleBot(discord.AutoShardedClient):
     def __init__(self, config: Config, *, executor: Executor | None = None):
         # Default intents only (no message content): interactions carry everything the bot needs.
-        super().__init__(intents=discord.Intents.default())
+        super().__init__(intents=discord.Intents.default(), **config.discord.shard_options())
         self.config = config
         self.executor: Executor = executor if executor is not None else make_executor(config)
         self.tree = bot_commands.make_tree(self)
@@ -70,6 +72,7 @@ class StyleBot(discord.Client):
         self.journal: Journal | None = None
         self._background: set[asyncio.Task] = set()
         self._closing = False
+        self.loop_lag = health.LoopLag()
 
     async def setup_hook(self) -> None:
         config = self.config
@@ -92,6 +95,7 @@ class StyleBot(discord.Client):
         # In the background: an executor that is slow or unreachable must not hold the connection or shutdown.
         self._spawn(self._start_and_resume(unfinished, replies))
         self._spawn(self._keep_healthy())
+        self._spawn(self.loop_lag.probe_forever())
         self._spawn(self._prune_periodically())
 
     async def _start_and_resume(self, unfinished: list[JobRecord], replies: Replies) -> None:
@@ -119,18 +123,22 @@ class StyleBot(discord.Client):
         return task
 
     def healthy(self) -> bool:
-        """Connected to the gateway now, and the painter started."""
-        connected = self.is_ready() and not self.is_closed() and self.ws is not None and self.ws.open
+        """Every shard connected to the gateway now, and the painter started."""
+        shards = self.shards.values()
+        connected = self.is_ready() and not self.is_closed() and bool(shards) and not any(
+            shard.is_closed() for shard in shards)
         return connected and self.service is not None and self.service.executor_problem is None
 
     async def _keep_healthy(self) -> None:
         while not self.is_closed():
-            if self.healthy():
+            healthy = self.healthy()
+            if healthy:
                 try:
-                    await asyncio.to_thread(health.touch, self.config.bot.health_file)
+                    await asyncio.to_thread(health.touch, self.config.bot.health_file, self.loop_lag.take())
                 except OSError:
                     logger.warning("cannot touch the health file %s", self.config.bot.health_file, exc_info=True)
-            await asyncio.sleep(health.TOUCH_EVERY_S if self.is_ready() else 1.0)
+            # Not healthy yet (the painter still starting, a shard reconnecting): look again soon, not in 20 s.
+            await asyncio.sleep(health.TOUCH_EVERY_S if healthy else 1.0)
 
     async def _prune_periodically(self) -> None:
         while not self.is_closed():

@@ -53,6 +53,16 @@ class DiscordConfig:
     allowed_channels: tuple[int, ...] = ()
     # Server id -> the channel of that server where Share posts; a server not listed has no Share button.
     gallery_channels: Mapping[int, int] = field(default_factory=dict)
+    # 0: as many shards as Discord recommends (GET /gateway/bot), all run by this process.
+    shard_count: int = 0
+    # Empty: every shard of shard_count; else only these, for a bot split over several processes.
+    shard_ids: tuple[int, ...] = ()
+
+    def shard_options(self) -> dict[str, Any]:
+        """discord.AutoShardedClient's keyword arguments for these settings."""
+        if not self.shard_count:
+            return {}
+        return {"shard_count": self.shard_count, **({"shard_ids": list(self.shard_ids)} if self.shard_ids else {})}
 
 
 @dataclass(frozen=True)
@@ -101,7 +111,8 @@ class ExecutorConfig:
 class JournalConfig:
     path: str = "stylebot.sqlite3"
     keep_finished_hours: float = 48.0
-    # Uploads, painted tiles and records of every job together; past it the oldest finished jobs go first.
+    # The journal's files on disk (every job's uploads, painted tiles and record, SQLite's pages and log); past it
+    # the oldest finished jobs go first.
     max_bytes: int = 2 * 1024 * MIB
 
 
@@ -241,6 +252,7 @@ def _check(config: Config) -> list[str]:
         schemes = ("http://", "https://") if key == "api_base" else ("ws://", "wss://")
         if not value.startswith(schemes):
             problems.append(f"[discord] {key} must start with {' or '.join(schemes)}, not {value!r}")
+    problems.extend(_check_shards(config.discord))
     if config.journal.keep_finished_hours < 0:
         problems.append("[journal] keep_finished_hours must not be negative")
     # One job's two uploads must fit, or the job just accepted would be pruned at once.
@@ -248,6 +260,18 @@ def _check(config: Config) -> list[str]:
         problems.append(f"[journal] max_bytes must be at least twice [limits] max_attachment_bytes "
                         f"({2 * limits.max_attachment_bytes}), not {config.journal.max_bytes}")
     return problems
+
+
+def _check_shards(discord: DiscordConfig) -> list[str]:
+    if discord.shard_count < 0:
+        return [f"[discord] shard_count must be 0 (as Discord recommends) or more, not {discord.shard_count}"]
+    if discord.shard_ids and not discord.shard_count:
+        return ["[discord] shard_ids needs shard_count: the ids are out of how many shards?"]
+    wrong = [i for i in discord.shard_ids if not 0 <= i < discord.shard_count]
+    if wrong or len(set(discord.shard_ids)) != len(discord.shard_ids):
+        return [f"[discord] shard_ids must be different numbers from 0 to {discord.shard_count - 1} "
+                f"(shard_count - 1), not {list(discord.shard_ids)}"]
+    return []
 
 
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:

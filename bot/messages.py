@@ -31,10 +31,12 @@ To get a token, create a Discord application:
         {INVITE_URL}
      (the application id is on the "General Information" page).
 
-To try the painting without Discord, use the command line:
-  .venv/bin/python -m stylizer ../shared/images/content/chelsea.jpg \\
-      ../shared/images/style/vangogh_wheat_field_with_cypresses.jpg -o out.png --strip strip.png \\
-      --weights random --size 128 --steps 30
+To try the painting without Discord, use the command line (a minute or two on a CPU):
+  .venv/bin/python -m stylizer tests/images/content/chelsea.jpg \\
+      tests/images/style/vangogh_wheat_field_with_cypresses.jpg -o out.png --strip strip.png \\
+      --size 128 --steps 100
+The first run downloads torchvision's VGG-19 weights (548 MB) into the torch cache; offline it stops with one
+line saying where to copy them, or pass a local copy with --weights PATH.
 """
 
 

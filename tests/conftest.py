@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-# STYLIZER_SHARED: a copy of ../shared elsewhere (benchmarks/gpu_check.sh on a machine without ../shared).
-SHARED = Path(os.environ.get("STYLIZER_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
+from tests import outside
 
 
 @pytest.fixture(scope="session")
-def shared_images() -> Path:
-    """The read-only photos and paintings in ../shared/images (``content/`` and ``style/``)."""
-    path = (SHARED / "images").resolve()
-    assert (path / "content").is_dir() and (path / "style").is_dir(), f"shared images missing at {path}"
-    return path
+def sample_images() -> Path:
+    """The photos and paintings in tests/images (``content/`` and ``style/``, 256 px, credited in SOURCES.md)."""
+    return outside.IMAGES
 
 
 @pytest.fixture(scope="module")
-def content(shared_images):
+def content(sample_images):
     """The photo most tests paint: Chelsea the cat."""
     from PIL import Image
 
-    return Image.open(shared_images / "content" / "chelsea.jpg").convert("RGB")
+    return Image.open(sample_images / "content" / "chelsea.jpg").convert("RGB")
 
 
 @pytest.fixture(scope="module")
-def style(shared_images):
+def style(sample_images):
     """The painting most tests paint in: Van Gogh's Wheat Field with Cypresses."""
     from PIL import Image
 
-    return Image.open(shared_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").convert("RGB")
+    return Image.open(sample_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").convert("RGB")
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +41,9 @@ def random_vgg():
 
 @pytest.fixture(scope="session")
 def stand_in_vgg():
-    """Real ImageNet features: VGG-16's convolutions in VGG-19's layout (../shared/weights/README.md)."""
+    """Real ImageNet features (tests/outside.py says where from; the stand-in's loss balance is in
+    ../shared/weights/README.md): skips with one line where there are none."""
     from stylizer.weights import load_vgg19
 
-    path = (SHARED / "weights" / "vgg16_imagenet_as_vgg19.pth").resolve()
-    assert path.is_file(), f"stand-in weights missing at {path}"
-    return load_vgg19(path)
+    return load_vgg19(outside.real_weights())
+

@@ -798,8 +798,9 @@ def test_without_a_token_it_explains_what_to_set_and_exits_2(tmp_path):
     text = result.stdout + result.stderr
     assert "Traceback" not in text
     for needed in ("DISCORD_TOKEN", "[discord]", "New Application", "Reset Token", "bot+applications.commands",
-                   "permissions=35840", "python -m stylizer", "--weights random"):
+                   "permissions=35840", "python -m stylizer", "tests/images/content/chelsea.jpg", "--weights PATH"):
         assert needed in text, needed
+    assert "--weights random" not in text  # random features paint blotches: never the suggestion
 
 
 def test_the_bot_process_never_imports_torch():
@@ -917,7 +918,7 @@ def test_the_client_has_no_prefix_commands_and_no_message_content_intent():
     from bot.app import StyleBot
 
     client = StyleBot(parse_config({"executor": {"weights": "random", "device": "cpu"}}, {}))
-    assert type(client).__mro__[1] is discord.Client
+    assert type(client).__mro__[1] is discord.AutoShardedClient  # Discord requires shards past 2,500 servers
     assert not client.intents.message_content
     assert client.tree.allowed_contexts.guild and client.tree.allowed_contexts.dm_channel
     assert not client.tree.allowed_contexts.private_channel

@@ -23,13 +23,13 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 @pytest.fixture(scope="module")
-def photo(shared_images) -> str:
-    return str(shared_images / "content" / "camera.png")
+def photo(sample_images) -> str:
+    return str(sample_images / "content" / "camera.png")
 
 
 @pytest.fixture(scope="module")
-def painting(shared_images) -> str:
-    return str(shared_images / "style" / "turner_shipwreck.jpg")
+def painting(sample_images) -> str:
+    return str(sample_images / "style" / "turner_shipwreck.jpg")
 
 
 def assert_one_line_naming(result: subprocess.CompletedProcess, name: str) -> None:

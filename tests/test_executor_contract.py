@@ -36,7 +36,7 @@ from tests.executor_factories import make_executor
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "images"
+IMAGES = Path(__file__).resolve().parent / "images"
 CONTENT = (IMAGES / "content" / "chelsea.jpg").read_bytes()
 STYLE = (IMAGES / "style" / "vangogh_wheat_field_with_cypresses.jpg").read_bytes()
 MAX_QUEUE = 4

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import outside
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
 SECTIONS = [
     "environment",
@@ -34,6 +36,7 @@ def run(*args: str, timeout: int) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_the_dry_run_from_a_prepared_copy_fills_every_section(tmp_path):
+    outside.shared()
     shared = tmp_path / "carried" / "shared"
     prepared = run("--prepare", "--shared", str(shared), timeout=120)
     assert prepared.returncode == 0, prepared.stderr

@@ -142,8 +142,8 @@ def test_min_side_limit_is_configurable():
     assert load_image(data, limits=ImageLimits(min_side=20)).size == (40, 20)
 
 
-def test_paths_and_strings_load_and_name_themselves(tmp_path, shared_images):
-    photo = shared_images / "content" / "chelsea.jpg"
+def test_paths_and_strings_load_and_name_themselves(tmp_path, sample_images):
+    photo = sample_images / "content" / "chelsea.jpg"
     assert load_image(photo).size == load_image(str(photo)).size == Image.open(photo).size
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")

@@ -9,7 +9,6 @@ import pytest
 
 from bot.journal import (
     INTERACTION_TOKEN_LIFETIME_S,
-    STORED_BYTES,
     TOKEN_SAFETY_MARGIN_S,
     AttachmentInfo,
     JobRecord,
@@ -178,14 +177,15 @@ def big_record(job_id: str, created_at: float, size: int) -> JobRecord:
 
 
 def test_past_max_bytes_the_oldest_finished_jobs_go_first_and_unfinished_ones_stay(tmp_path):
-    journal = Journal(tmp_path / "journal.sqlite3", max_bytes=350_000)
+    # Bytes on disk: SQLite's pages (~127 kB per job here) and 160 kB for the write-ahead log and its index.
+    journal = Journal(tmp_path / "journal.sqlite3", max_bytes=550_000)
     journal.add(big_record("waiting", 1.0, 50_000))  # accepted long ago, never finished
     for number in range(6):
         job_id = f"done-{number}"
         journal.add(big_record(job_id, 10.0 + number, 50_000))
         journal.mark_done(job_id, {}, number, now=100.0 + number)
         journal.keep_tiles(job_id, [(5, b"t" * 20_000)])
-    assert journal._execute(STORED_BYTES).fetchone()[0] <= 350_000
+    assert journal.stored_bytes() <= 550_000
     kept = [f"done-{n}" for n in range(6) if journal.get(f"done-{n}") is not None]
     assert kept == ["done-4", "done-5"]  # the newest; each job holds ~120 kB
     assert journal.get("waiting") is not None
@@ -202,7 +202,20 @@ def test_a_bounded_journal_file_stays_near_its_bound(tmp_path):
     journal.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert path.stat().st_size < 3 * 500_000  # 8 MB went through it
+    assert path.stat().st_size < 500_000  # 8 MB went through it; pruning gives the pages back
+
+
+def test_pruned_jobs_give_their_pages_back_to_the_disk(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(path)
+    for number in range(10):
+        journal.add(big_record(f"job-{number}", float(number), 100_000))
+        journal.mark_done(f"job-{number}", {}, number, now=float(number))
+    assert journal.prune(keep_finished_hours=0, now=1000.0) == 10
+    journal.close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert path.stat().st_size < 100_000  # 2 MB were stored; a file that kept its free pages would still hold them
 
 
 def test_a_jobs_timelapse_survives_reopening_counts_against_the_bound_and_goes_with_the_job(tmp_path):
@@ -210,9 +223,9 @@ def test_a_jobs_timelapse_survives_reopening_counts_against_the_bound_and_goes_w
     first = Journal(path)
     first.add(record("painted"))
     first.mark_done("painted", {}, 1, now=1000.0)
-    before = first._execute(STORED_BYTES).fetchone()[0]
+    before = first.stored_bytes()
     first.keep_timelapse("painted", b"webp" * 1000)
-    assert first._execute(STORED_BYTES).fetchone()[0] == before + 4000
+    assert first.stored_bytes() == before + 4000
     first.add(record("deleted"))
     first.mark_done("deleted", {}, 2, now=1000.0)
     first.keep_timelapse("deleted", b"webp")

@@ -28,7 +28,7 @@ from tests.ray_executor_factory import make_ray_executor
 
 pytestmark = [pytest.mark.ray, pytest.mark.asyncio(loop_scope="module")]
 
-IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "images"
+IMAGES = Path(__file__).resolve().parent / "images"
 CONTENT = (IMAGES / "content" / "coffee.jpg").read_bytes()
 STYLE = (IMAGES / "style" / "turner_shipwreck.jpg").read_bytes()
 ENDLESS = 1_000_000

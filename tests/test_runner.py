@@ -17,9 +17,9 @@ from stylizer.transfer import Cancelled
 
 
 @pytest.fixture(scope="module")
-def photos(shared_images):
-    content = (shared_images / "content" / "chelsea.jpg").read_bytes()
-    style = (shared_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").read_bytes()
+def photos(sample_images):
+    content = (sample_images / "content" / "chelsea.jpg").read_bytes()
+    style = (sample_images / "style" / "vangogh_wheat_field_with_cypresses.jpg").read_bytes()
     return content, style
 
 

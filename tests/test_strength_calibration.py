@@ -8,8 +8,6 @@ CI quick; benchmarks/strength_table.py measures the same on all 16 shared pairs 
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +19,7 @@ from stylizer.objective import pil_to_tensor
 from stylizer.options import StylizeOptions
 from stylizer.strength import step_strength, strip_strengths
 from stylizer.transfer import stylize
-
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
-sys.path.insert(0, str(SHARED / "bench"))
-import gatys_reference  # noqa: E402
+from tests.outside import gatys_reference
 
 SIZE = 96
 STEPS = 80
@@ -40,9 +35,9 @@ def relative_content_errors(net, photo: Image.Image, pictures: list[Image.Image]
     return (error / target.square().mean()).tolist()
 
 
-def open_pair(shared_images, content_name, style_name):
-    content = Image.open(shared_images / "content" / content_name).convert("RGB")
-    style = Image.open(shared_images / "style" / style_name).convert("RGB")
+def open_pair(sample_images, content_name, style_name):
+    content = Image.open(sample_images / "content" / content_name).convert("RGB")
+    style = Image.open(sample_images / "style" / style_name).convert("RGB")
     return content, style
 
 
@@ -55,8 +50,8 @@ PAIRS = [
 
 
 @pytest.mark.parametrize(("content_name", "style_name"), PAIRS)
-def test_strength_1_keeps_the_photo_5_balances_10_paints(stand_in_vgg, shared_images, content_name, style_name):
-    content, style = open_pair(shared_images, content_name, style_name)
+def test_strength_1_keeps_the_photo_5_balances_10_paints(stand_in_vgg, sample_images, content_name, style_name):
+    content, style = open_pair(sample_images, content_name, style_name)
     result = stylize(content, style, net=stand_in_vgg, size=SIZE, strength=5,
                      options=StylizeOptions(steps=STEPS, strengths=[1, 5, 10], seed=0, device="cpu"))
     faint, balanced, strong = relative_content_errors(stand_in_vgg, resize_longest(content, SIZE), result.images)
@@ -68,8 +63,8 @@ def test_strength_1_keeps_the_photo_5_balances_10_paints(stand_in_vgg, shared_im
     assert strong >= 1.2 * balanced, f"strength 10 is hardly more painted than 5: {strong:.2f}"
 
 
-def test_the_strip_spreads_over_neighbouring_strengths_that_buttons_reach(stand_in_vgg, shared_images):
-    content, style = open_pair(shared_images, *PAIRS[0])
+def test_the_strip_spreads_over_neighbouring_strengths_that_buttons_reach(stand_in_vgg, sample_images):
+    content, style = open_pair(sample_images, *PAIRS[0])
     result = stylize(content, style, net=stand_in_vgg, size=SIZE, strength=5,
                      options=StylizeOptions(steps=STEPS, variants=5, seed=0, device="cpu"))
     assert result.strengths == list(strip_strengths(5, 5)) == [3, 4, 5, 6, 7]
@@ -98,10 +93,10 @@ def scaled_copy(net: torch.nn.Sequential, factor: float) -> torch.nn.Sequential:
     return scaled
 
 
-def test_a_strength_paints_the_same_picture_whatever_the_networks_scale(stand_in_vgg, shared_images):
+def test_a_strength_paints_the_same_picture_whatever_the_networks_scale(stand_in_vgg, sample_images):
     # Random or differently normalised weights differ from torchvision's by orders of magnitude in feature
     # size; a strength must not care (a raw style weight does).
-    content, style = open_pair(shared_images, *PAIRS[0])
+    content, style = open_pair(sample_images, *PAIRS[0])
     # Adam's steps do not depend on the objective's scale (torch's first L-BFGS step does, below an L1 norm of
     # 1), so what is left to differ is the weight.
     options = StylizeOptions(steps=8, variants=1, seed=0, device="cpu", precision="fp32", optimizer="adam")
@@ -113,10 +108,10 @@ def test_a_strength_paints_the_same_picture_whatever_the_networks_scale(stand_in
     assert difference.mean() < 0.5
 
 
-def test_the_hybrid_optimiser_paints_strengths_in_order_where_lbfgs_alone_stalled(stand_in_vgg, shared_images):
+def test_the_hybrid_optimiser_paints_strengths_in_order_where_lbfgs_alone_stalled(stand_in_vgg, sample_images):
     # At 128 px projected L-BFGS left rocket + Gauguin barely painted at every strength (relative content
     # errors 0.71 / 0.81 / 0.64 for 1 / 5 / 10, docs/benchmarks.md); Adam's first steps move it off the photo.
-    content, style = open_pair(shared_images, "rocket.jpg", "gauguin_tahiti_1896.jpg")
+    content, style = open_pair(sample_images, "rocket.jpg", "gauguin_tahiti_1896.jpg")
     common = {"steps": STEPS, "strengths": [1, 5, 10], "seed": 0, "device": "cpu", "schedule": ((1.0, 1.0),)}
     hybrid = stylize(content, style, net=stand_in_vgg, size=SIZE, strength=5,
                      options=StylizeOptions(optimizer="hybrid", **common))

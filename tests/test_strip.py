@@ -191,8 +191,8 @@ def test_noisy_image_meets_a_small_budget_as_jpeg():
     assert decoded.width <= 1024 and abs(decoded.width / decoded.height - 4 / 3) < 0.01
 
 
-def test_a_photo_that_fits_as_jpeg_keeps_its_full_size(shared_images):
-    photo = Image.open(shared_images / "style" / "turner_shipwreck.jpg").convert("RGB")
+def test_a_photo_that_fits_as_jpeg_keeps_its_full_size(sample_images):
+    photo = Image.open(sample_images / "style" / "turner_shipwreck.jpg").convert("RGB")
     budget = len(encode_within(photo, 10**9)[0]) // 2  # half of its PNG: JPEG fits, PNG does not
     data, ext = encode_within(photo, budget)
     assert ext == "jpg" and len(data) <= budget

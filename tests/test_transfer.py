@@ -7,7 +7,6 @@ import pickle
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,18 +18,15 @@ from stylizer.levels import warm_start
 from stylizer.objective import pil_to_tensor
 from stylizer.options import StylizeOptions
 from stylizer.transfer import Cancelled, Progress, stylize
-
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
-sys.path.insert(0, str(SHARED / "bench"))
-import gatys_reference  # noqa: E402
+from tests.outside import gatys_reference
 
 # Random VGG features need these (see the referee's docstring).
 WEIGHTS = {"content_weight": 1e4, "style_weight": 1e8}
 
 
 @pytest.fixture(scope="module")
-def other_style(shared_images) -> Image.Image:
-    return Image.open(shared_images / "style" / "turner_shipwreck.jpg").convert("RGB")
+def other_style(sample_images) -> Image.Image:
+    return Image.open(sample_images / "style" / "turner_shipwreck.jpg").convert("RGB")
 
 
 def referee_terms(net, content: Image.Image, style: Image.Image, images: list[Image.Image], size: int):

@@ -4,7 +4,6 @@ import hashlib
 import http.server
 import logging
 import socket
-import sys
 import threading
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from stylizer.weights import (
     load_vgg19,
     prefetch,
 )
+from tests.outside import gatys_reference
 
-SHARED_BENCH = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench"
 SEED = 3  # the served "pretrained" weights differ from load_vgg19("random")'s default seed 0
 
 
@@ -188,11 +187,6 @@ def test_local_features_only_state_dict(tmp_path, reference_net):
 
 
 def test_state_dict_saved_by_the_referee_loads(tmp_path):
-    sys.path.insert(0, str(SHARED_BENCH))
-    try:
-        import gatys_reference
-    finally:
-        sys.path.remove(str(SHARED_BENCH))
     referee_net = gatys_reference.vgg19(None, seed=SEED)
     path = tmp_path / "referee.pth"
     torch.save({f"features.{k}": v for k, v in referee_net.state_dict().items()}, path)
@@ -200,11 +194,6 @@ def test_state_dict_saved_by_the_referee_loads(tmp_path):
 
 
 def test_random_weights_are_the_referees_random_weights():
-    sys.path.insert(0, str(SHARED_BENCH))
-    try:
-        import gatys_reference
-    finally:
-        sys.path.remove(str(SHARED_BENCH))
     assert same_weights(load_vgg19("random", seed=0), gatys_reference.vgg19(None, seed=0))
 
 

@@ -23,9 +23,9 @@ from tests.fakediscord.bot_process import REPO_ROOT, BotProcess
 from tests.fakediscord.fixtures import refusals_fail_the_test
 
 E2E_CONFIG = REPO_ROOT / "tests" / "e2e.config.toml"
-SHARED_IMAGES = (REPO_ROOT / ".." / "shared" / "images").resolve()
-CONTENT_PHOTO = SHARED_IMAGES / "content" / "chelsea.jpg"
-STYLE_PAINTING = SHARED_IMAGES / "style" / "vangogh_wheat_field_with_cypresses.jpg"
+SAMPLE_IMAGES = REPO_ROOT / "tests" / "images"
+CONTENT_PHOTO = SAMPLE_IMAGES / "content" / "chelsea.jpg"
+STYLE_PAINTING = SAMPLE_IMAGES / "style" / "vangogh_wheat_field_with_cypresses.jpg"
 # Discord's limit for answering an interaction.
 ACK_DEADLINE_S = 3.0
 # A job at the test config's sizes paints in seconds; this leaves room for a queue and a slow CI machine.
@@ -145,7 +145,7 @@ def rss_kib(pid: int) -> int:
 
 
 def photo_bytes(path: Path = CONTENT_PHOTO, max_side: int = 160) -> bytes:
-    """A shared picture shrunk for upload: the bot scales to 48/64 px anyway, and small uploads keep tests fast."""
+    """A sample picture shrunk for upload: the bot scales to 48/64 px anyway, and small uploads keep tests fast."""
     with Image.open(path) as image:
         image = image.convert("RGB")
         image.thumbnail((max_side, max_side))
@@ -219,7 +219,7 @@ def mentions(fake: FakeDiscord, message: FakeMessage, user: str) -> bool:
 
 async def stylize(fake: FakeDiscord, user: str, content: dict | None = None, style: dict | None = None,
                   channel: str | int | None = None, **options: Any) -> FakeInteraction:
-    """``user`` runs /stylize (the shared cat photo and wheat field unless given) in ``channel`` (default
+    """``user`` runs /stylize (the sample cat photo and wheat field unless given) in ``channel`` (default
     "general") and the bot acknowledges in time."""
     content = content or fake.add_attachment(photo_bytes(CONTENT_PHOTO), "chelsea.jpg")
     style = style or fake.add_attachment(photo_bytes(STYLE_PAINTING), "wheat_field.jpg")

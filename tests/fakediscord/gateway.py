@@ -1,4 +1,10 @@
-"""The gateway websocket: HELLO, IDENTIFY/READY/GUILD_CREATE, heartbeats, RESUME with replay, compression."""
+"""The gateway websocket: HELLO, IDENTIFY/READY/GUILD_CREATE, heartbeats, RESUME with replay, compression, shards.
+
+Sharding as Discord does it (https://discord.com/developers/docs/events/gateway#sharding): a guild's events go to
+shard ``(guild_id >> 22) % num_shards``, direct messages to shard 0. ``GET /gateway/bot`` recommends ``shards``;
+an IDENTIFY with fewer is closed with 4011 (sharding required), one whose ``[shard_id, num_shards]`` makes no
+sense with 4010 (invalid shard).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ if TYPE_CHECKING:
 HELLO, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, REQUEST_MEMBERS = 10, 1, 2, 3, 6, 8
 DISPATCH, RECONNECT, HEARTBEAT_ACK, INVALID_SESSION = 0, 7, 11, 9
 CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_INVALID_SHARD, CLOSE_SHARDING_REQUIRED = 4010, 4011
 
 
 class _ZlibStream:
@@ -59,6 +66,15 @@ class GatewaySession:
     resumes: int = 0
     identified_at: float = field(default_factory=time.monotonic)
 
+    @property
+    def shard_id(self) -> int:
+        return self.shard[0] if self.shard else 0
+
+    def receives(self, guild_id: int | None) -> bool:
+        """Whether this session's shard gets the events of ``guild_id`` (None: direct messages)."""
+        shard_id, count = self.shard or (0, 1)
+        return shard_id == 0 if guild_id is None else (guild_id >> 22) % count == shard_id
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         self.sequence += 1
         frame = {"op": DISPATCH, "t": event, "s": self.sequence, "d": data}
@@ -83,9 +99,11 @@ async def send_frame(
 
 
 class Gateway:
-    def __init__(self, fake: FakeDiscord, heartbeat_interval_ms: int = 41250, heartbeat_ack_delay: float = 0.05
-                 ) -> None:
+    def __init__(self, fake: FakeDiscord, heartbeat_interval_ms: int = 41250, heartbeat_ack_delay: float = 0.05,
+                 shards: int = 1) -> None:
         self.fake = fake
+        # What GET /gateway/bot recommends, and the fewest shards an IDENTIFY may ask for.
+        self.shards = shards
         self.heartbeat_interval_ms = heartbeat_interval_ms
         # discord.py's heartbeat thread records the send time only after the loop confirms the send; an ACK
         # processed before that (a local server on a busy machine) logs "Can't keep up … 41.3s behind".
@@ -93,11 +111,29 @@ class Gateway:
         self.heartbeat_ack_delay = heartbeat_ack_delay
         self._acks: set[asyncio.Task[None]] = set()
         self.sessions: dict[str, GatewaySession] = {}
-        self.current: GatewaySession | None = None
+        # The latest session of each shard id.
+        self.by_shard: dict[int, GatewaySession] = {}
         self.identify_payloads: list[dict[str, Any]] = []
         self.resume_payloads: list[dict[str, Any]] = []
         self.connections: list[dict[str, Any]] = []
         self.heartbeats = 0
+
+    @property
+    def current(self) -> GatewaySession | None:
+        """The session that gets the fake guild's events: the one most tests talk to."""
+        return self.session_for(self.fake.guild_id)
+
+    def session_for(self, guild_id: int | None) -> GatewaySession | None:
+        """The latest session whose shard gets the events of ``guild_id`` (None: direct messages)."""
+        return next((s for s in reversed(self.by_shard.values()) if s.receives(guild_id)), None)
+
+    def shards_live(self, since: float | None = None) -> bool:
+        """Every shard of the latest IDENTIFY has a live session (identified after ``since``, if given)."""
+        latest = next(reversed(self.by_shard.values()), None)
+        count = latest.shard[1] if latest is not None and latest.shard else 1
+        sessions = [self.by_shard.get(shard_id) for shard_id in range(count)]
+        return all(s is not None and s.ws is not None and (since is None or s.identified_at >= since)
+                   for s in sessions)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
@@ -167,16 +203,26 @@ class Gateway:
         if data.get("token") != self.fake.token:
             await ws.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
             return None
+        shard = data.get("shard", [0, 1])  # no shard field: the one and only shard
+        if not (isinstance(shard, list) and len(shard) == 2 and all(type(n) is int for n in shard)
+                and 0 <= shard[0] < shard[1]):
+            await ws.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            return None
+        if shard[1] < self.shards:
+            await ws.close(code=CLOSE_SHARDING_REQUIRED, message=b"Sharding required.")
+            return None
         session = GatewaySession(
             id=secrets.token_hex(16), intents=int(data.get("intents", 0)), shard=data.get("shard"),
             ws=ws, encoder=encoder, send_lock=lock,
         )
         self.sessions[session.id] = session
-        self.current = session
+        self.by_shard.pop(session.shard_id, None)  # re-inserted last: the latest session of all
+        self.by_shard[session.shard_id] = session
+        guilds = [guild_id for guild_id in self.fake.guilds if session.receives(guild_id)]
         ready: dict[str, Any] = {
             "v": 10,
             "user": self.fake.bot_user,
-            "guilds": [{"id": str(guild["id"]), "unavailable": True} for guild in self.fake.guilds.values()],
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.fake.resume_gateway_url,
@@ -193,7 +239,7 @@ class Gateway:
             ready["shard"] = session.shard
         await session.dispatch("READY", ready)
         # Sent straight after READY so discord.py's guild_ready_timeout countdown starts immediately.
-        for guild_id in self.fake.guilds:
+        for guild_id in guilds:
             await session.dispatch("GUILD_CREATE", self.fake.guild_create_payload(guild_id))
         self.fake.notify()
         return session
@@ -215,7 +261,8 @@ class Gateway:
             return None
         session.ws, session.encoder, session.send_lock = ws, encoder, lock
         session.resumes += 1
-        self.current = session
+        self.by_shard.pop(session.shard_id, None)
+        self.by_shard[session.shard_id] = session
         last_seen = int(data.get("seq") or 0)
         for frame in session.sent:
             if frame["s"] > last_seen:
@@ -238,9 +285,11 @@ class Gateway:
         )
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        if self.current is None:
+        """Send ``event`` to the shard that gets its guild's events (shard 0 for direct messages)."""
+        session = self.session_for(int(data["guild_id"]) if data.get("guild_id") else None)
+        if session is None:
             raise RuntimeError(f"cannot dispatch {event}: the bot never identified on the gateway")
-        await self.current.dispatch(event, data)
+        await session.dispatch(event, data)
 
     async def drop(self, code: int = 4000) -> None:
         """Close the bot's websocket the way a network blip or a Discord restart would; the session stays."""

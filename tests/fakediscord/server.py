@@ -136,6 +136,7 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41250,
         allow_unknown: bool = False,
         cdn_url_ttl: float = 24 * 3600,
+        shards: int = 1,
     ) -> None:
         self.token = token or f"fake.{secrets.token_urlsafe(24)}"
         self.interaction_deadline = interaction_deadline
@@ -168,7 +169,7 @@ class FakeDiscord:
         self.files: dict[int, StoredFile] = {}
         self._injections: list[Injection] = []
 
-        self.gateway = Gateway(self, heartbeat_interval_ms)
+        self.gateway = Gateway(self, heartbeat_interval_ms, shards=shards)
         self.bot: BotProcess | None = None
         self._change = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -262,6 +263,10 @@ class FakeDiscord:
 
     def _seed(self) -> None:
         guild_id = snowflake()
+        # With several shards the guild lives on the last one, so that direct messages (shard 0) and the
+        # guild's events travel on different connections.
+        while (guild_id >> 22) % self.gateway.shards != self.gateway.shards - 1:
+            guild_id += 1 << 22
         self.guilds[guild_id] = {"id": guild_id, "name": "Fake Guild", "owner_id": None}
         self.members[guild_id] = []
         bot_role_id = str(snowflake())
@@ -437,8 +442,9 @@ class FakeDiscord:
         return thread, message
 
     async def _broadcast(self, event: str, payload: dict[str, Any]) -> None:
-        """A guild event for the bot's session (GUILDS intent), replayed on RESUME if it is disconnected."""
-        session = self.gateway.current
+        """A guild event for the session of the guild's shard (GUILDS intent), replayed on RESUME if it is
+        disconnected."""
+        session = self.gateway.session_for(int(payload["guild_id"]) if payload.get("guild_id") else None)
         if session is not None and session.intents & GUILDS_INTENT:
             await session.dispatch(event, payload)
 
@@ -599,12 +605,10 @@ class FakeDiscord:
         def ready() -> bool:
             if self.bot is not None and self.bot.starts and not self.bot.running:
                 raise RuntimeError(f"the bot exited with {self.bot.returncode}:\n{self.bot.log_tail()}")
-            session = self.gateway.current
-            if session is None or session.ws is None:
-                return False
             started = self.bot.started_at if self.bot is not None else None
-            if started is not None and session.identified_at < started:
-                return False  # still the session of a bot process that was stopped or killed
+            # Sessions identified before the start are those of a bot process that was stopped or killed.
+            if not self.gateway.shards_live(since=started):
+                return False
             names = set(self.global_commands) | {n for g in self.guild_commands.values() for n in g}
             if commands is None:
                 return bool(names)
@@ -891,7 +895,7 @@ class FakeDiscord:
         message.attachments = [self.files[int(a["id"])] for a in attachments or []]
         message.record()
         self.messages[message.id] = message
-        session = self.gateway.current
+        session = self.gateway.session_for(guild_id)
         intent = GUILD_MESSAGES_INTENT if guild_id is not None else DIRECT_MESSAGES_INTENT
         if session is not None and session.intents & intent:
             payload = message.to_payload()
@@ -1183,7 +1187,7 @@ class FakeDiscord:
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
         return json_response({
-            "url": self.gateway_url, "shards": 1,
+            "url": self.gateway_url, "shards": self.gateway.shards,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 86_400_000,
                                     "max_concurrency": 1},
         })
