@@ -12,6 +12,8 @@ with ``loop.call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import itertools
 import logging
 import multiprocessing
@@ -399,6 +401,19 @@ def _worker_main(weights, device, torch_threads, jobs, events, cancel_id) -> Non
             events.send(("done" if isinstance(outcome, JobDone) else "failed", dispatch_id, outcome))
         except OSError:  # the bot is gone
             return
+        give_back_freed_memory()
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap pages a finished job freed to the system.
+
+    glibc keeps freed pages in each thread's arena, and torch's intra-op threads each have one, so a
+    worker's RSS stays well above what it uses (docs/soak.md)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to give back this way
+        pass
 
 
 __all__ = ["LocalExecutor"]
