@@ -11,6 +11,10 @@ gives the error of the picture's luminance alone (colour ignored), in brackets.
 
     flock /tmp/cpu.lock .venv/bin/python benchmarks/strength_table.py --size 128 --steps 100 \\
         --out benchmarks/results/strength_128.json
+    # the default request's strip (tiles at 128 px calibrated at the 512 px result), and its results:
+    flock /tmp/cpu.lock .venv/bin/python benchmarks/strength_table.py --size 128 --steps 60 --optimizer hybrid \\
+        --fine-only --balance-size 512 --strengths 1,5,10 --out benchmarks/results/strength_strip_128.json
+    flock /tmp/cpu.lock .venv/bin/python benchmarks/strength_table.py ... --grow 512 --grow-steps 100
     .venv/bin/python benchmarks/strength_table.py --markdown benchmarks/results/strength_128.json
 """
 
@@ -37,7 +41,8 @@ referee_module = outside.referee()
 
 from stylizer.images import resize_longest  # noqa: E402
 from stylizer.objective import pil_to_tensor  # noqa: E402
-from stylizer.options import StylizeOptions  # noqa: E402
+from stylizer.options import DEFAULT_SCHEDULE, StylizeOptions  # noqa: E402
+from stylizer.pipeline import RESULT_OPTIMIZER, RequestPlan  # noqa: E402
 from stylizer.transfer import stylize  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
@@ -76,11 +81,19 @@ def paint_pair(net, content_name: str, style_name: str, args) -> dict:
     style = Image.open(SHARED / "images" / "style" / style_name).convert("RGB")
     started = time.perf_counter()
     settings = StylizeOptions(steps=args.steps, strengths=args.strengths, optimizer=args.optimizer,
-                              precision=args.precision, seed=0, device="cpu")
+                              precision=args.precision, seed=0, device="cpu", balance_size=args.balance_size,
+                              schedule=((1.0, 1.0),) if args.fine_only else DEFAULT_SCHEDULE)
     result = stylize(content, style, net=net, size=args.size, strength=args.strengths[len(args.strengths) // 2],
                      options=settings)
+    if args.grow:
+        # Each tile grown to the result's size as the pipeline grows the chosen one (stylizer.pipeline).
+        plan = RequestPlan(size=args.grow, strip_size=args.size, steps=args.grow_steps, strip_steps=args.steps)
+        result = stylize(content, style, net=net, size=args.grow, strength=args.strengths[len(args.strengths) // 2],
+                         options=StylizeOptions(steps=plan.steps, strengths=args.strengths, seed=0, device="cpu",
+                                                optimizer=RESULT_OPTIMIZER, schedule=plan.result_schedule()),
+                         init_images=result.images)
     seconds = time.perf_counter() - started
-    photo = resize_longest(content, args.size)
+    photo = resize_longest(content, args.grow or args.size)
     errors = relative_content_errors(net, photo, result.images)
     row = {
         "content": content_name,
@@ -135,6 +148,12 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--contents", nargs="+", default=CONTENTS)
     parser.add_argument("--styles", nargs="+", default=STYLES)
+    parser.add_argument("--balance-size", type=int, help="calibrate the strengths at this size (the pipeline's "
+                        "strip: the result's size)")
+    parser.add_argument("--fine-only", action="store_true", help="one level at --size (the pipeline's strip)")
+    parser.add_argument("--grow", type=int, help="grow every tile to this size as the pipeline grows its result, "
+                        "and score that")
+    parser.add_argument("--grow-steps", type=int, default=100)
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     parser.add_argument("--images", type=Path, help="save every picture here")
     args = parser.parse_args()
@@ -154,6 +173,8 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         summary = {"size": args.size, "steps": args.steps, "optimizer": args.optimizer, "rows": rows,
+                   "balance_size": args.balance_size, "fine_only": args.fine_only, "grow": args.grow,
+                   "grow_steps": args.grow_steps if args.grow else None,
                    "cpu": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"}
         args.out.write_text(json.dumps(summary, indent=1))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from stylizer.defaults import CPU_DEFAULTS, RequestDefaults, defaults_for
 from stylizer.executor.ray_serve import custom_resources
 from stylizer.images import MIN_PAINTABLE_SIDE, ImageLimits
 from stylizer.options import StylizeOptions
@@ -79,11 +80,13 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class StyleConfig:
-    # CPU defaults: the default request (5 variants at 128 px) answers in under a minute on 2 cores
-    # (docs/benchmarks.md); on a GPU offer and default to 512 px or more.
-    sizes: tuple[int, ...] = (128, 256, 512)
-    default_size: int = 128
-    steps: Mapping[int, int] = field(default_factory=lambda: {128: 100, 256: 150, 512: 300})
+    # The sizes and steps default by the painting device (stylizer.defaults, filled in by parse_config); the
+    # field defaults are a CPU's.
+    sizes: tuple[int, ...] = CPU_DEFAULTS.sizes
+    default_size: int = CPU_DEFAULTS.default_size
+    steps: Mapping[int, int] = field(default_factory=lambda: dict(CPU_DEFAULTS.steps))
+    strip_size: int = CPU_DEFAULTS.strip_size
+    strip_steps: int = CPU_DEFAULTS.strip_steps
     variants: int = StylizeOptions.variants
     default_strength: int = DEFAULT_STRENGTH
     content_weight: float = StylizeOptions.content_weight
@@ -222,8 +225,11 @@ def _check(config: Config) -> list[str]:
     missing = [size for size in style.sizes if size not in style.steps]
     if missing:
         problems.append(f"[style] steps has no entry for size(s) {missing}: add e.g. {missing[0]} = 300")
-    if any(steps < 1 for steps in style.steps.values()):
-        problems.append("[style] steps must all be at least 1")
+    if any(steps < 1 for steps in style.steps.values()) or style.strip_steps < 1:
+        problems.append("[style] steps and strip_steps must all be at least 1")
+    if style.sizes and not MIN_PAINTABLE_SIDE <= style.strip_size <= min(style.sizes):
+        problems.append(f"[style] strip_size must be between {MIN_PAINTABLE_SIDE} and the smallest of sizes "
+                        f"({min(style.sizes)}), not {style.strip_size}")
     if not 1 <= style.variants <= MAX_VARIANTS:
         problems.append(f"[style] variants must be between 1 and {MAX_VARIANTS}, not {style.variants}")
     if not MIN_STRENGTH <= style.default_strength <= MAX_STRENGTH:
@@ -290,7 +296,7 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
             if section == name and env.get(variable):
                 raw[key] = env[variable]
         hints = get_type_hints(section_type)
-        values = {}
+        values = _device_defaults(data) if name == "style" else {}
         for key, value in raw.items():
             if (name, key) in RETIRED_KEYS:
                 problems.append(f"[{name}] {key} is gone: {RETIRED_KEYS[name, key]}")
@@ -308,6 +314,35 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def painting_device(executor: Mapping[str, Any]) -> str:
+    """The device the painter will use, from the raw [executor] table, without loading torch into the bot:
+    "auto" is CUDA where a Ray replica asks for GPUs, or where this machine shows an NVIDIA driver."""
+    device = executor.get("device", ExecutorConfig.device)
+    if device != "auto" or not isinstance(device, str):
+        return device if isinstance(device, str) else "cpu"
+    if executor.get("kind", ExecutorConfig.kind) == "ray":
+        gpus = executor.get("num_gpus", ExecutorConfig.num_gpus)
+        return "cuda" if isinstance(gpus, int | float) and gpus > 0 else "cpu"
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+    return "cuda" if Path("/proc/driver/nvidia/version").exists() and not hidden else "cpu"
+
+
+def _device_defaults(data: Mapping[str, Any]) -> dict[str, Any]:
+    """[style]'s sizes and steps for the painting device; the file's own values replace them."""
+    executor = data.get("executor", {})
+    defaults: RequestDefaults = defaults_for(painting_device(executor if isinstance(executor, dict) else {}))
+    style = data.get("style", {}) if isinstance(data.get("style", {}), dict) else {}
+    sizes = style.get("sizes", defaults.sizes)
+    given = [size for size in sizes if isinstance(size, int)] if isinstance(sizes, list | tuple) else []
+    default_size = defaults.default_size
+    if given and default_size not in given:
+        default_size = max(given)
+    # Tiles no larger than the smallest result offered: a strip is the chooser, never larger than a result.
+    strip_size = min(defaults.strip_size, *given) if given else defaults.strip_size
+    return {"sizes": tuple(defaults.sizes), "default_size": default_size, "steps": dict(defaults.steps),
+            "strip_size": strip_size, "strip_steps": defaults.strip_steps}
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

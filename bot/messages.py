@@ -152,7 +152,7 @@ def more_label(strength: int) -> str:
 
 
 def upscale_label(strength: int, size: int) -> str:
-    return f"Upscale {strength_label(strength)} to {size} px"
+    return f"{strength_label(strength)} at {size} px"
 
 
 def _duration(seconds: float) -> str:
@@ -202,8 +202,8 @@ def failure(kind: str, detail: str) -> str:
 REPAINTED_FROM_SCRATCH = "The picture this repaints was no longer kept, so every strength was painted from scratch."
 
 
-def painted_already(strength: int) -> str:
-    return f"{strength_label(strength)} was painted already (above); the rest of the strip follows."
+def tile_ready(strength: int, size: int) -> str:
+    return f"{strength_label(strength)} is the strip's tile above; now painting it at {size} px."
 
 
 def reused(count: int, total: int) -> str:
@@ -221,7 +221,7 @@ def caption(*, strength: int, strengths: tuple[int, ...], seed: int, size: int, 
         text += f"\nStyle: *{credit}* (public domain)"
     if len(strengths) > 1:
         tiles = ", ".join(strength_label(s) for s in strengths)
-        text += f"\nThe strip shows {tiles}: upscale one below, or ask for less or more style."
+        text += f"\nThe strip shows {tiles}: paint another of them at full size below, or ask for less or more style."
     if note:
         text += f"\nNote: {note}"
     return text

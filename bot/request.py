@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.config import Config
 from stylizer.executor.base import JobOptions
-from stylizer.strength import check_strength, step_strength
+from stylizer.strength import check_strength, step_strength, strip_spacing
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,17 @@ class Request:
     def __post_init__(self) -> None:
         check_strength(self.strength)
 
-    def stepped(self, delta: int, *, parent_job: str) -> Request | None:
-        """The same pictures one strength up or down (same seed, size, variants); None past either end."""
-        strength = step_strength(self.strength, delta)
+    def stepped(self, direction: int, *, parent_job: str) -> Request | None:
+        """The same pictures one strip spacing less (-1) or more (+1) style, the neighbouring tile of the same
+        strip (same seed, size, variants); None past either end."""
+        strength = step_strength(self.strength, direction * strip_spacing(self.variants))
         if strength is None:
             return None
         return dataclasses.replace(self, strength=strength, parent_job=parent_job)
 
     def upscaled(self, strength: int, size: int, *, parent_job: str) -> Request:
-        """One tile of the strip painted alone at ``size`` (the largest offered)."""
-        return dataclasses.replace(self, strength=check_strength(strength), size=size, variants=1,
-                                   parent_job=parent_job)
+        """One tile of the strip painted as the result at ``size`` (the largest offered); the strip is kept."""
+        return dataclasses.replace(self, strength=check_strength(strength), size=size, parent_job=parent_job)
 
     def retried(self, *, parent_job: str) -> Request:
         return dataclasses.replace(self, parent_job=parent_job)
@@ -61,6 +61,8 @@ class Request:
             variants=self.variants,
             size=self.size,
             steps=config.steps_for(self.size),
+            strip_size=min(style.strip_size, self.size),
+            strip_steps=style.strip_steps,
             seed=self.seed,
             preserve_colors=self.preserve_colors,
             output_max_bytes=self.output_max_bytes,

@@ -203,8 +203,8 @@ class JobService:
         if not painted and (parent is None or parent.state == "done"):
             logger.info("job %s repaints %s from scratch: its tiles are no longer kept", record.job_id, parent_id)
             running.note = messages.REPAINTED_FROM_SCRATCH
-        if parent is not None and parent.request.size == record.request.size:
-            running.ready_tile = dict(painted).get(record.request.strength)
+        # The strip's tile of the strength asked for previews the result while it is painted at full size.
+        running.ready_tile = dict(painted).get(record.request.strength)
         return painted
 
     async def _follow(self, record: JobRecord, reply: Reply, handle: JobHandle) -> None:
@@ -235,9 +235,8 @@ class JobService:
                 text = messages.started(event.attempt)
             ready_tile = self._running[record.job_id].ready_tile
             if ready_tile is not None:
-                # The picture asked for exists already: shown at once while the strip is completed.
-                text = f"{messages.painted_already(record.request.strength)}\n{text}"
-                files = [("painted.png", ready_tile)]
+                text = f"{messages.tile_ready(record.request.strength, record.request.size)}\n{text}"
+                files = [("tile.png", ready_tile)]
         try:
             message_id = await reply.show(text, files=files, view=cancel)
         except discord.HTTPException:
@@ -258,7 +257,7 @@ class JobService:
                                    reused_count=len(done.reused), credit=preset_credit(request.preset))
         files = [(f"stylized.{done.image_ext}", done.image), (f"variants.{done.strip_ext}", done.strip)]
         view = views.result_view(record.job_id, strength=strength, strengths=done.strengths,
-                                 upscale_size=max(self.config.style.sizes),
+                                 size=request.size, upscale_size=max(self.config.style.sizes),
                                  gallery=record.guild_id in self.config.discord.gallery_channels,
                                  timelapse=bool(done.timelapse))
         result = {"strengths": list(done.strengths), "style_weights": list(done.style_weights),

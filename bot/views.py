@@ -16,7 +16,7 @@ import discord
 
 from bot import messages
 from bot.customids import CustomId, template
-from stylizer.strength import MAX_STRENGTH, MIN_STRENGTH, step_strength
+from stylizer.strength import MAX_STRENGTH, MIN_STRENGTH, step_strength, strip_spacing
 
 # How a click is acknowledged: "silent" shows nothing (the job's own messages will change), "public" shows
 # "thinking…" to everyone (a new picture is coming), "private" shows it to the clicker only.
@@ -118,6 +118,7 @@ def retry_view(job_id: str) -> discord.ui.View:
 
 
 def _step_button(button: type[_JobButton], job_id: str, strength: int, delta: int) -> _JobButton:
+    """``delta``: one strip spacing, negative for less style; the button names the tile it lands on."""
     stepped = step_strength(strength, delta)
     label = messages.less_label if delta < 0 else messages.more_label
     edge = MIN_STRENGTH if delta < 0 else MAX_STRENGTH
@@ -126,21 +127,23 @@ def _step_button(button: type[_JobButton], job_id: str, strength: int, delta: in
                   disabled=stepped is None)
 
 
-def result_view(job_id: str, *, strength: int, strengths: tuple[int, ...], upscale_size: int,
+def result_view(job_id: str, *, strength: int, strengths: tuple[int, ...], size: int, upscale_size: int,
                 gallery: bool, timelapse: bool = False) -> discord.ui.View:
-    """Less/More style, Delete, Share and Timelapse on one row; below, one Upscale button per tile of the strip,
-    labelled as the tile is. A result of one tile (itself an upscale) has no Upscale buttons; one whose picture
-    was taken from the job it repaints has no timelapse."""
+    """Less/More style (the neighbouring tiles of the strip), Delete, Share and Timelapse on one row; below, one
+    Upscale button per tile of the strip, painting that tile at ``upscale_size`` (the largest offered) and
+    labelled as the tile is; the result itself has none when it is already at that size."""
     view = discord.ui.View(timeout=None)
-    view.add_item(_step_button(LessButton, job_id, strength, -1))
-    view.add_item(_step_button(MoreButton, job_id, strength, +1))
+    spacing = strip_spacing(len(strengths))
+    view.add_item(_step_button(LessButton, job_id, strength, -spacing))
+    view.add_item(_step_button(MoreButton, job_id, strength, +spacing))
     view.add_item(DeleteButton(job_id, row=0))
     if gallery:
         view.add_item(ShareButton(job_id, row=0))
     if timelapse:
         view.add_item(TimelapseButton(job_id, row=0))
+    tiles = [tile for tile in strengths if tile != strength or size < upscale_size]
     if len(strengths) > 1:
-        for index, tile in enumerate(strengths):
+        for index, tile in enumerate(tiles):
             view.add_item(UpscaleButton(job_id, tile, label=messages.upscale_label(tile, upscale_size),
                                         row=1 + index // TILES_PER_ROW))
     return view

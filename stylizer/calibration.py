@@ -37,8 +37,8 @@ class Balance:
     content_energy: float
     start_style_loss: float
 
-    def style_weight(self, strength: int, content_weight: float = 1.0) -> float:
-        relative = BALANCED_RELATIVE_STYLE_WEIGHT * style_factor(check_strength(strength))
+    def style_weight(self, strength: int, content_weight: float = 1.0, shift: float = 0.0) -> float:
+        relative = BALANCED_RELATIVE_STYLE_WEIGHT * style_factor(check_strength(strength)) * 2.0 ** -shift
         return content_weight * relative * self.content_energy / max(self.start_style_loss, 1e-30)
 
 
@@ -107,4 +107,4 @@ def calibrated_style_weights(
     net = net_on(net, device, channels_last=False)
     output = resize_longest(content.convert("RGB"), size)
     balance = balance_of(net, output, Styles.of(styles, options), size, options)
-    return [balance.style_weight(strength, options.content_weight) for strength in strengths]
+    return [balance.style_weight(strength, options.content_weight, options.strength_shift) for strength in strengths]

@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from stylizer.defaults import CPU_DEFAULTS, GPU_DEFAULTS, RequestDefaults, defaults_for
 from stylizer.images import MIN_PAINTABLE_SIDE
-from stylizer.options import DEFAULT_SIZE, INITS, StylizeOptions
+from stylizer.options import INITS, StylizeOptions
 from stylizer.strength import DEFAULT_STRENGTH, MAX_STRENGTH, MAX_VARIANTS, MIN_STRENGTH
 
 DEFAULTS = StylizeOptions()
@@ -16,13 +17,13 @@ DEFAULTS = StylizeOptions()
 EPILOG = """\
 examples:
   stylize photo.jpg starry_night.jpg -o out.png
-      paint photo.jpg like the painting, 512 px, with the pretrained VGG-19 (downloaded once)
+      paint photo.jpg like the painting with the pretrained VGG-19 (downloaded once): 512 px on a CPU,
+      1024 px on a GPU, as the bot paints by default
   stylize photo.jpg starry_night.jpg -o out.png --strength 7
       more painting, less photo (1: the least painting ... 10: mostly painting; default 5)
-  stylize photo.jpg starry_night.jpg -o out.png --strip strip.png --variants 5
-      also write a labelled strip of strengths 3..7 around the chosen one; out.png is strength 5
-  stylize photo.jpg starry_night.jpg --variants 5 --variants-dir variants/
-      every variant as its own PNG: variants/01_strength_3.png ... in strip order
+  stylize photo.jpg starry_night.jpg -o out.png --strip strip.png --variants-dir tiles/
+      the bot's default request: also a labelled strip of strengths 1, 3, 5, 7, 9 painted small (each tile
+      also in tiles/01_strength_1.png ...); out.png is strength 5 grown from its tile
   stylize photo.jpg monet.jpg klimt.jpg --style-blend 0.7 0.3 --preserve-colors -o out.png
       blend two styles' textures, keep the photo's colours
   stylize photo.jpg style.jpg --size 1024 --steps 500 --device cuda --seed 7 -o big.png
@@ -98,14 +99,19 @@ def _add_expert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants",
         type=int,
-        default=DEFAULTS.variants,
-        help="neighbouring strengths painted together (each doubles the style weight) (default %(default)s)",
+        help="strengths of the strip, spaced around --strength (default: 1, or "
+        f"{DEFAULTS.variants} with --strip or --variants-dir)",
     )
-    parser.add_argument("--variants-dir", type=Path, help="also write every variant here, 01_<label>.png ...")
-    parser.add_argument(
-        "--size", type=int, default=DEFAULT_SIZE, help="longest side of the output (default %(default)s)"
-    )
-    parser.add_argument("--steps", type=int, default=DEFAULTS.steps, help="optimisation steps (default %(default)s)")
+    parser.add_argument("--variants-dir", type=Path, help="also write every tile of the strip here, "
+                        "01_<label>.png ...")
+    parser.add_argument("--size", type=int, help="longest side of the result (default: "
+                        f"{CPU_DEFAULTS.default_size} on a CPU, {GPU_DEFAULTS.default_size} on a GPU)")
+    parser.add_argument("--steps", type=int, help="the result's optimisation steps (default: the bot's for "
+                        "the size and device)")
+    parser.add_argument("--strip-size", type=int, help="longest side of the strip's tiles (default: "
+                        f"{CPU_DEFAULTS.strip_size} on a CPU, {GPU_DEFAULTS.strip_size} on a GPU)")
+    parser.add_argument("--strip-steps", type=int, help="the strip's optimisation steps (default: "
+                        f"{CPU_DEFAULTS.strip_steps} on a CPU, {GPU_DEFAULTS.strip_steps} on a GPU)")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed, same device: same picture")
     parser.add_argument(
         "--preserve-colors",
@@ -172,6 +178,17 @@ def _preset_path(name: str) -> Path:
     return get_preset(name).path
 
 
+def _fill_defaults(args: argparse.Namespace, defaults: RequestDefaults) -> None:
+    """What the bot paints by default on this device, for every size and step option not given."""
+    if args.variants is None:
+        args.variants = DEFAULTS.variants if args.strip is not None or args.variants_dir is not None else 1
+    args.size = args.size or defaults.default_size
+    if args.steps is None:
+        args.steps = defaults.steps.get(args.size, defaults.steps[defaults.default_size])
+    args.strip_size = min(args.strip_size or defaults.strip_size, args.size)
+    args.strip_steps = args.strip_steps if args.strip_steps is not None else defaults.strip_steps
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -199,22 +216,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timelapse writes an animated WebP: give a file ending in .webp")
     if args.style_blend is not None and len(args.style_blend) != len(args.styles):
         parser.error(f"--style-blend needs one share per style image ({len(args.styles)})")
-    if not 1 <= args.variants <= MAX_VARIANTS or args.steps < 1 or args.size < MIN_PAINTABLE_SIDE:
-        parser.error(f"--variants must be 1..{MAX_VARIANTS}, --steps at least 1, --size at least {MIN_PAINTABLE_SIDE}")
+    import torch
 
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            return bad_input("CUDA was asked for but PyTorch sees no GPU; use --device cpu or auto")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        return bad_input("CUDA was asked for but PyTorch sees no GPU; use --device cpu or auto")
+    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    _fill_defaults(args, defaults_for(device))
+    if (not 1 <= args.variants <= MAX_VARIANTS or min(args.steps, args.strip_steps) < 1
+            or min(args.size, args.strip_size) < MIN_PAINTABLE_SIDE):
+        parser.error(f"--variants must be 1..{MAX_VARIANTS}, --steps and --strip-steps at least 1, --size and "
+                     f"--strip-size at least {MIN_PAINTABLE_SIDE}")
     try:
         content = load_image(args.content)
-        check_paintable(content, args.size, name=Path(args.content).name)
+        check_paintable(content, args.strip_size, name=Path(args.content).name)
         if args.preset:
             args.styles = [_preset_path(args.preset)]
         styles = [load_image(path) for path in args.styles]
         for path, style in zip(args.styles, styles, strict=True):
-            check_paintable(style, max(1, round(args.size * args.style_scale)), name=Path(path).name)
+            check_paintable(style, max(1, round(args.strip_size * args.style_scale)), name=Path(path).name)
         net = load_vgg19(args.weights, progress=True)
     except (InvalidImage, WeightsUnavailable, UnknownPreset) as error:
         return bad_input(str(error))
@@ -224,21 +243,21 @@ def main(argv: list[str] | None = None) -> int:
 def _paint(args, content, styles, net, bad_input) -> int:
     from tqdm import tqdm
 
+    from stylizer.pipeline import RequestPlan, paint_request
     from stylizer.progress import Progress
-    from stylizer.strength import strength_label
-    from stylizer.strip import make_strip, variant_label
+    from stylizer.strength import strip_strengths
     from stylizer.timelapse import FRAME_SIDE, FrameRecorder
-    from stylizer.transfer import stylize
 
     options = StylizeOptions(
-        steps=args.steps, variants=args.variants, style_weight=args.style_weight,
-        content_weight=args.content_weight, tv_weight=args.tv_weight, style_blend=args.style_blend,
-        style_scale=args.style_scale, init=args.init, seed=args.seed, preserve_colors=args.preserve_colors,
-        device=args.device, progress_interval=0.2, preview_size=FRAME_SIDE if args.timelapse else None,
+        style_weight=args.style_weight, content_weight=args.content_weight, tv_weight=args.tv_weight,
+        style_blend=args.style_blend, style_scale=args.style_scale, init=args.init, seed=args.seed,
+        preserve_colors=args.preserve_colors, device=args.device, progress_interval=0.2,
+        preview_size=FRAME_SIDE if args.timelapse else None,
     )
-
+    plan = RequestPlan(size=args.size, strip_size=args.strip_size, steps=args.steps, strip_steps=args.strip_steps)
+    strengths = strip_strengths(args.strength, args.variants)
     recorder = FrameRecorder()
-    with tqdm(total=args.steps, unit="step", dynamic_ncols=True) as bar:
+    with tqdm(total=args.steps + args.strip_steps, unit="step", dynamic_ncols=True) as bar:
 
         def show(progress: Progress) -> None:
             if progress.preview is not None:
@@ -248,23 +267,11 @@ def _paint(args, content, styles, net, bad_input) -> int:
             bar.set_postfix(losses="/".join(f"{loss:.3g}" for loss in progress.losses))
             bar.update(progress.step - bar.n)
 
-        result = stylize(content, styles, net=net, size=args.size, strength=args.strength, options=options,
-                         on_progress=show)
-
-    if result.strengths is not None:
-        labels = [strength_label(strength) for strength in result.strengths]
-    else:
-        labels = [variant_label(weight, args.style_weight) for weight in result.style_weights]
-    outputs = [(args.output, result.images[result.chosen])]
-    if args.strip is not None:
-        outputs.append((args.strip, make_strip(result.images, labels, content=content, style=styles[0])))
-    if args.variants_dir is not None:
-        try:
-            args.variants_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            return bad_input(f"cannot create {args.variants_dir}: {error}")
-        for number, (label, image) in enumerate(zip(labels, result.images, strict=True), start=1):
-            outputs.append((args.variants_dir / f"{number:02d}_{file_label(label)}.png", image))
+        painted = paint_request(content, styles, net=net, plan=plan, strength=args.strength, strengths=strengths,
+                                options=options, on_progress=show)
+    outputs = _outputs(args, painted, strengths, content, styles[0])
+    if isinstance(outputs, str):
+        return bad_input(outputs)
     for path, image in outputs:
         try:
             image.save(path)
@@ -273,10 +280,36 @@ def _paint(args, content, styles, net, bad_input) -> int:
     if args.timelapse is not None and not _wrote_timelapse(args.timelapse, recorder, outputs[0][1]):
         return bad_input(f"cannot write {args.timelapse}")
     written = [str(path) for path, _ in outputs] + ([str(args.timelapse)] if args.timelapse else [])
-    chosen = result.losses[result.chosen]
+    result = painted.result
+    seconds = result.timings["total"] + (painted.strip.timings["total"] if painted.strip is not None else 0.0)
+    losses = result.losses[0]
+    params = {**result.params, "strip": painted.strip.params if painted.strip is not None else None}
     print(
-        f"wrote {', '.join(written)} in {result.timings['total']:.1f} s{_credit(args.preset)}; "
-        f"loss {chosen['total']:.4g} (content {chosen['content']:.4g}, style {chosen['style']:.4g}); "
-        f"params {json.dumps(result.params)}"
+        f"wrote {', '.join(written)} in {seconds:.1f} s{_credit(args.preset)}; "
+        f"loss {losses['total']:.4g} (content {losses['content']:.4g}, style {losses['style']:.4g}); "
+        f"params {json.dumps(params)}"
     )
     return 0
+
+
+def _outputs(args, painted, strengths, content, style):
+    """(path, picture) of the result and of whatever else was asked for, or the line saying what failed."""
+    from stylizer.strength import strength_label
+    from stylizer.strip import make_strip, variant_label
+
+    if args.style_weight is None:
+        labels = [strength_label(strength) for strength in strengths]
+    else:
+        labels = [variant_label(weight, args.style_weight) for weight in painted.strip_weights]
+    tiles = [painted.tiles[strength] for strength in strengths]
+    outputs = [(args.output, painted.result.images[0])]
+    if args.strip is not None:
+        outputs.append((args.strip, make_strip(tiles, labels, content=content, style=style)))
+    if args.variants_dir is not None:
+        try:
+            args.variants_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return f"cannot create {args.variants_dir}: {error}"
+        for number, (label, image) in enumerate(zip(labels, tiles, strict=True), start=1):
+            outputs.append((args.variants_dir / f"{number:02d}_{file_label(label)}.png", image))
+    return outputs

@@ -223,3 +223,18 @@ class Objective:
         )
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]
         return terms
+
+
+def relative_content_errors(net: nn.Sequential, photo: Image.Image, pictures: Sequence[Image.Image]) -> list[float]:
+    """||F(x) - F(c)||^2 / ||F(c)||^2 at the content layer, in fp32, per picture: 0 is the photo untouched,
+    about 1 is as far from the photo's features as the photo is from zero (the measure of docs/benchmarks.md)."""
+    device = next(net.parameters()).device
+    objective = Objective(net, pil_to_tensor(photo, device), [], [], content_weight=1.0,
+                          style_weights=torch.ones(1, device=device), tv_weight=0.0,
+                          precision=Precision(device, "fp32"), style_layers=())
+    with torch.no_grad():
+        features = objective.features(torch.cat([pil_to_tensor(picture, device) for picture in pictures]))
+    errors = torch.zeros(len(pictures), device=device)
+    for index, target in zip(objective.content_indices, objective.content_targets, strict=True):
+        errors += (features[index].float() - target).square().flatten(1).mean(1) / target.square().mean()
+    return errors.tolist()

@@ -38,6 +38,11 @@ class StylizeOptions:
     ``preserve_colors``: the Gram targets come from the styles' luminance and each result keeps the content's
     chroma.
 
+    ``balance_size``: the longest side the strengths are calibrated at (None: ``size``). A strip painted small
+    as the preview of a larger result takes the result's size, so that each tile is that strength's picture.
+    ``strength_shift``: every strength painted this many strengths weaker (the pipeline's probe measures it
+    for photos whose features are faint, such as a night photo: ``pipeline.probe_shift``).
+
     Start: ``init`` "content" or "noise" (seeded by ``seed``; None picks one and records it in params).
 
     Steps: ``steps`` optimiser steps over the levels of ``schedule`` (pairs of fraction of the size and share
@@ -64,6 +69,8 @@ class StylizeOptions:
     tv_weight: float = 0.0
     style_blend: Sequence[float] | None = None
     style_scale: float = 1.0
+    balance_size: int | None = None
+    strength_shift: float = 0.0
     content_layers: Sequence[str] | None = None
     style_layers: Sequence[str] | None = None
     preserve_colors: bool = False

@@ -158,8 +158,10 @@ def _prepare(content, styles, net, size, strength, options: StylizeOptions, star
     output = resize_longest(content, size)
     balance = None
     if options.style_weight is None:
-        balance = balance_of(net, output, style_set, size, options)
-        weights = [balance.style_weight(s, options.content_weight) for s in plan.strengths]
+        balance_side = options.balance_size or size
+        balance_image = output if balance_side == size else resize_longest(content, balance_side)
+        balance = balance_of(net, balance_image, style_set, balance_side, options)
+        weights = [balance.style_weight(s, options.content_weight, options.strength_shift) for s in plan.strengths]
     else:
         weights = [options.style_weight * factor for factor in plan.factors]
     # With a target the run ends on the loss, and ``steps`` is only the cap: counted in full-size evaluations
@@ -345,6 +347,8 @@ def _params_record(run: _Run, strength: int) -> dict:
         "tv_weight": options.tv_weight,
         "style_blend": run.styles.blend,
         "style_scale": options.style_scale,
+        "balance_size": options.balance_size or run.size,
+        "strength_shift": options.strength_shift,
         "content_layers": list(options.content_layers or DEFAULT_CONTENT_LAYERS),
         "style_layers": list(options.style_layers or DEFAULT_STYLE_LAYERS),
         "device": str(run.device),

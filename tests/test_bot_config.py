@@ -46,7 +46,25 @@ def test_every_key_in_the_example_is_commented():
             assert above.startswith("#"), f"key without a comment: {line}"
     in_example = sum(len(section) for section in tomllib.loads(EXAMPLE.read_text()).values())
     known = sum(len(dataclasses.fields(section)) for section in SECTIONS.values())
-    assert keys == in_example == known
+    # The sizes and steps that default by device are shown commented out, with each device's values.
+    by_device = {"sizes", "default_size", "steps", "strip_size", "strip_steps"}
+    for key in by_device:
+        assert sum(1 for line in lines if re.match(rf"^#\s+{key}\s*=", line)) == 2, key
+    assert keys == in_example == known - len(by_device)
+
+
+def test_sizes_and_steps_default_by_the_painting_device():
+    cpu = parse_config({"executor": {"device": "cpu"}}, {}).style
+    gpu = parse_config({"executor": {"device": "cuda"}}, {}).style
+    assert (cpu.default_size, cpu.strip_size) == (512, 128) and max(cpu.sizes) == 512
+    assert (gpu.default_size, gpu.strip_size) == (1024, 256) and max(gpu.sizes) == 1024
+    assert all(size in gpu.steps for size in gpu.sizes)
+    ray = parse_config({"executor": {"kind": "ray", "num_gpus": 1.0}}, {}).style
+    assert ray.default_size == 1024
+    # What the file says wins; the strip never gets larger than the smallest result offered.
+    mine = parse_config({"executor": {"device": "cuda"}, "style": {"sizes": [96, 192], "steps": {"96": 5, "192": 9}}},
+                        {}).style
+    assert (mine.sizes, mine.default_size, mine.strip_size) == ((96, 192), 192, 96)
 
 
 @pytest.mark.parametrize(
@@ -66,8 +84,8 @@ def test_every_key_in_the_example_is_commented():
         ({"executor": {"kind": "cloud"}}, "[executor] kind must be one of 'local', 'ray', not 'cloud'"),
         ({"executor": {"device": "tpu"}}, "[executor] device must be one of 'auto', 'cpu', 'cuda'"),
         ({"bot": {"log_level": "LOUD"}}, "[bot] log_level must be one of"),
-        ({"style": {"default_size": 300}}, "[style] default_size 300 must be one of sizes [128, 256, 512]"),
-        ({"style": {"sizes": [128, 1024]}}, "[style] steps has no entry for size(s) [1024]"),
+        ({"style": {"default_size": 300}}, "[style] default_size 300 must be one of sizes [256, 512]"),
+        ({"style": {"sizes": [512, 1024]}}, "[style] steps has no entry for size(s) [1024]"),
         ({"style": {"steps": [1, 2]}}, "[style] steps must be a table"),
         ({"style": {"steps": {"big": 3}}}, "[style] steps must map sizes to whole numbers of steps"),
         ({"style": {"variants": 0}}, "[style] variants must be between 1 and 10"),

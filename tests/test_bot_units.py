@@ -152,15 +152,15 @@ def _custom_ids(view: discord.ui.View) -> list[str]:
 
 
 def test_result_view_has_redo_upscale_delete_and_share_buttons_that_survive_restarts():
-    view = views.result_view(JOB_ID, strength=5, strengths=(4, 5, 6), upscale_size=768, gallery=True)
+    view = views.result_view(JOB_ID, strength=5, strengths=(3, 5, 7), size=512, upscale_size=768, gallery=True)
     ids = _custom_ids(view)
     assert ids == [f"sty:less:{JOB_ID}", f"sty:more:{JOB_ID}", f"sty:delete:{JOB_ID}", f"sty:share:{JOB_ID}",
-                   f"sty:upscale:{JOB_ID}:4", f"sty:upscale:{JOB_ID}:5", f"sty:upscale:{JOB_ID}:6"]
+                   f"sty:upscale:{JOB_ID}:3", f"sty:upscale:{JOB_ID}:5", f"sty:upscale:{JOB_ID}:7"]
     labels = [item.item.label for item in view.children]
-    # The buttons name the strip's tiles, which stylizer.strength.strength_label labels.
-    assert labels[4:] == ["Upscale Strength 4 to 768 px", "Upscale Strength 5 to 768 px",
-                          "Upscale Strength 6 to 768 px"]
-    assert labels[:2] == ["Less style: Strength 4", "More style: Strength 6"]
+    # The buttons name the strip's tiles, which stylizer.strength.strength_label labels; Less/More land on the
+    # neighbouring tiles (one strip spacing away).
+    assert labels[4:] == ["Strength 3 at 768 px", "Strength 5 at 768 px", "Strength 7 at 768 px"]
+    assert labels[:2] == ["Less style: Strength 3", "More style: Strength 7"]
     assert view.timeout is None and view.is_persistent()
     # Each id is matched by exactly one registered DynamicItem, so a click after a restart finds its handler.
     for custom_id in ids:
@@ -168,10 +168,18 @@ def test_result_view_has_redo_upscale_delete_and_share_buttons_that_survive_rest
         assert len(matching) == 1, custom_id
 
 
+def test_a_result_already_at_the_largest_size_offers_only_the_other_tiles_there():
+    view = views.result_view(JOB_ID, strength=5, strengths=(3, 5, 7), size=768, upscale_size=768, gallery=False)
+    assert [c for c in _custom_ids(view) if c.startswith("sty:upscale:")] == [f"sty:upscale:{JOB_ID}:3",
+                                                                            f"sty:upscale:{JOB_ID}:7"]
+
+
 def test_result_view_without_gallery_or_variants():
-    ids = _custom_ids(views.result_view(JOB_ID, strength=10, strengths=(10,), upscale_size=64, gallery=False))
+    ids = _custom_ids(views.result_view(JOB_ID, strength=10, strengths=(10,), size=64, upscale_size=64,
+                                        gallery=False))
     assert ids == [f"sty:less:{JOB_ID}", f"sty:more:{JOB_ID}", f"sty:delete:{JOB_ID}"]
-    less, more = views.result_view(JOB_ID, strength=10, strengths=(10,), upscale_size=64, gallery=False).children[:2]
+    less, more = views.result_view(JOB_ID, strength=10, strengths=(10,), size=64, upscale_size=64,
+                                   gallery=False).children[:2]
     assert more.item.disabled and not less.item.disabled  # already at strength 10
 
 
@@ -703,15 +711,16 @@ def redo(service, monkeypatch):
 
 def _done_record(**changes) -> JobRecord:
     record = _record(**changes)
-    record.state, record.result = "done", {"strengths": [5, 6, 7], "style_weights": [5e7, 1e8, 2e8], "chosen": 1}
+    record.state, record.result = "done", {"strengths": [4, 6, 8], "style_weights": [2.5e7, 1e8, 4e8], "chosen": 1}
     return record
 
 
-async def test_more_style_repaints_the_same_images_one_strength_up_with_the_same_seed(redo):
+async def test_more_style_repaints_the_same_images_one_tile_up_with_the_same_seed(redo):
     await redo.buttons.repaint(None, _done_record(strength=6), CustomId("more", JOB_ID))
     [call] = redo.submitted
     request = call["request"]
-    assert (request.strength, request.seed, request.size, request.variants) == (7, 11, 64, 3)
+    # Three tiles are two strengths apart (4, 6, 8): More lands on the next tile of the same strip.
+    assert (request.strength, request.seed, request.size, request.variants) == (8, 11, 64, 3)
     assert (call["content"], call["style"]) == (b"c", b"s")
     assert request.preserve_colors is True
     assert request.parent_job == JOB_ID  # where a repaint could find the strengths already painted
@@ -723,14 +732,14 @@ async def test_less_style_at_strength_one_is_refused(redo):
     assert redo.refused == ["The strength is already at its minimum (1)."]
 
 
-async def test_an_upscale_paints_its_tile_alone_at_the_largest_size(redo):
-    await redo.buttons.repaint(None, _done_record(size=48), CustomId("upscale", JOB_ID, 7))
+async def test_an_upscale_paints_its_tile_at_the_largest_size_and_keeps_the_strip(redo):
+    await redo.buttons.repaint(None, _done_record(size=48), CustomId("upscale", JOB_ID, 8))
     [call] = redo.submitted
-    assert (call["request"].strength, call["request"].variants, call["request"].size) == (7, 1, 64)
+    assert (call["request"].strength, call["request"].variants, call["request"].size) == (8, 3, 64)
 
 
 async def test_an_upscale_of_a_strength_the_strip_never_showed_is_refused(redo):
-    await redo.buttons.repaint(None, _done_record(), CustomId("upscale", JOB_ID, 9))
+    await redo.buttons.repaint(None, _done_record(), CustomId("upscale", JOB_ID, 7))
     assert redo.submitted == [] and redo.refused == [messages.TOO_OLD]
 
 
@@ -1011,15 +1020,15 @@ async def test_a_result_keeps_its_tiles_and_a_repaint_of_it_hands_them_to_the_pa
     await run_job(service, _record(), RecordingReply())
     assert service.journal.tiles(JOB_ID) == PAINTED
 
-    service.executor = ScriptedExecutor([JobQueued(1), dataclasses.replace(DONE, strengths=(6, 7, 8), reused=(6, 7))])
+    service.executor = ScriptedExecutor([JobQueued(1), dataclasses.replace(DONE, strengths=(5, 7, 9), reused=(5, 7))])
     more = _record(strength=7, parent_job=JOB_ID)
     more = dataclasses.replace(more, job_id="a" * 32)
     service.journal.add(more)
     reply = RecordingReply()
     await run_job(service, more, reply)
     assert service.executor.jobs[0].painted == PAINTED
-    # Strength 7 was in the strip already: shown at once, while strength 8 is painted.
-    assert reply.shown[0].files == ["painted.png"] and "Strength 7 was painted already" in reply.shown[0].content
+    # Strength 7 was in the strip already: its tile is shown at once, while the result is painted.
+    assert reply.shown[0].files == ["tile.png"] and "Strength 7 is the strip's tile" in reply.shown[0].content
     assert "2 of 3 reused" in reply.last.content and "from scratch" not in reply.last.content
 
 

@@ -136,14 +136,15 @@ def test_a_100_megapixel_png_is_refused_in_one_line_without_pillows_warning(tmp_
     assert "megapixels" in result.stderr and "DecompressionBomb" not in result.stderr
 
 
-def test_variants_dir_gets_every_variant_in_strip_order(tmp_path, photo, painting):
-    result = run_cli(photo, painting, "--weights", "random", "--size", "32", "--steps", "2", "--variants", "3",
-                     "--strength", "1", "-o", str(tmp_path / "out.png"), "--variants-dir", str(tmp_path / "v"))
+def test_variants_dir_gets_every_tile_in_strip_order_and_the_result_grows_from_its_tile(tmp_path, photo, painting):
+    result = run_cli(photo, painting, "--weights", "random", "--size", "48", "--steps", "2", "--strip-size", "32",
+                     "--strip-steps", "2", "--variants", "3", "--strength", "1", "-o", str(tmp_path / "out.png"),
+                     "--variants-dir", str(tmp_path / "v"))
     assert result.returncode == 0, result.stderr
     names = sorted(path.name for path in (tmp_path / "v").iterdir())
-    assert names == ["01_strength_1.png", "02_strength_2.png", "03_strength_3.png"]
+    assert names == ["01_strength_1.png", "02_strength_3.png", "03_strength_5.png"]
     with Image.open(tmp_path / "v" / "01_strength_1.png") as first, Image.open(tmp_path / "out.png") as chosen:
-        assert first.tobytes() == chosen.tobytes()  # strength 1 is the chosen one, the strip's first tile
+        assert max(first.size) == 32 and max(chosen.size) == 48  # the result is strength 1 at the result's size
 
 
 def test_strength_outside_1_to_10_is_refused(photo, painting, capsys):
@@ -193,3 +194,37 @@ def test_a_style_and_a_preset_neither_or_a_timelapse_that_is_not_webp_is_refused
         main([photo, *args, "--weights", "random"])
     assert exit_info.value.code == 2
     assert complaint in capsys.readouterr().err
+
+
+def _params(result: subprocess.CompletedProcess) -> dict:
+    import json
+
+    return json.loads(result.stdout.split("params ", 1)[1])
+
+
+def test_without_a_strip_it_paints_one_strength_and_with_one_the_bots_five(tmp_path, photo, painting):
+    common = ("--weights", "random", "--size", "48", "--steps", "2", "--strip-size", "32", "--strip-steps", "2")
+    alone = run_cli(photo, painting, *common, "-o", str(tmp_path / "alone.png"))
+    assert alone.returncode == 0, alone.stderr
+    assert _params(alone)["strip"]["strengths"] == [5] and _params(alone)["strengths"] == [5]
+    strip = run_cli(photo, painting, *common, "-o", str(tmp_path / "out.png"), "--strip", str(tmp_path / "s.png"))
+    assert strip.returncode == 0, strip.stderr
+    assert _params(strip)["strip"]["strengths"] == [1, 3, 5, 7, 9]  # the bot's default strip
+    with Image.open(tmp_path / "alone.png") as image:
+        assert max(image.size) == 48
+
+
+def test_without_size_or_step_options_it_paints_what_the_bot_paints_on_that_device():
+    import argparse
+
+    from bot.config import parse_config
+    from stylizer.cli import _fill_defaults
+    from stylizer.defaults import CPU_DEFAULTS, GPU_DEFAULTS
+
+    for device, defaults in (("cpu", CPU_DEFAULTS), ("cuda", GPU_DEFAULTS)):
+        args = argparse.Namespace(variants=None, strip=Path("s.png"), variants_dir=None, size=None, steps=None,
+                                  strip_size=None, strip_steps=None)
+        _fill_defaults(args, defaults)
+        bot = parse_config({"executor": {"device": device}}, {}).style
+        assert (args.size, args.steps, args.strip_size, args.strip_steps, args.variants) == (
+            bot.default_size, bot.steps[bot.default_size], bot.strip_size, bot.strip_steps, bot.variants)

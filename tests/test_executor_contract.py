@@ -51,7 +51,7 @@ def make_job(job_id: str, *, steps: int = 6, size: int = 48, variants: int = 2, 
              **job_fields):
     options = JobOptions(
         strength=strength, style_weight=1e8 * 2.0 ** (strength - 5), content_weight=1e4, variants=variants,
-        size=size, steps=steps, seed=job_fields.pop("seed", 3)
+        size=size, steps=steps, strip_steps=job_fields.pop("strip_steps", 5), seed=job_fields.pop("seed", 3)
     )
     return Job(job_id=job_id, content=CONTENT, style=STYLE, options=options, owner=owner, **job_fields)
 
@@ -123,21 +123,25 @@ async def test_job_streams_queued_started_progress_done_with_decodable_images(se
 
 async def test_a_redo_takes_the_painted_tiles_as_they_are_and_paints_only_the_missing_strength(served):
     _, executor, _ = served
-    source = (await collect(await executor.submit(make_job("source", variants=3, steps=10))))[-1]
-    assert isinstance(source, JobDone) and source.strengths == (4, 5, 6)
-    assert [decode(tile, "png").size for tile in source.tiles] == [source.image_size] * 3
+    fresh = await collect(await executor.submit(make_job("source", variants=3, steps=10)))
+    source = fresh[-1]
+    assert isinstance(source, JobDone) and source.strengths == (3, 5, 7)
+    assert [decode(tile, "png").size for tile in source.tiles] == [source.image_size] * 3  # 48 px: strip = result
 
     painted = tuple(zip(source.strengths, source.tiles, strict=True))
-    more = await collect(await executor.submit(make_job("more", variants=3, steps=10, strength=6, painted=painted)))
+    more = await collect(await executor.submit(make_job("more", variants=3, steps=10, strength=7, painted=painted)))
     redo = more[-1]
-    assert isinstance(redo, JobDone) and redo.strengths == (5, 6, 7)
-    assert redo.reused == (5, 6) and redo.tiles[:2] == source.tiles[1:]
-    assert max(event.total for event in more if isinstance(event, JobProgress)) == 4  # fine-only, fewer steps
+    assert isinstance(redo, JobDone) and redo.strengths == (5, 7, 9)
+    assert redo.reused == (5, 7) and redo.tiles[:2] == source.tiles[1:]
+    # The new tile is warm-started with fewer steps than a fresh strip's.
+    totals = [max(event.total for event in events if isinstance(event, JobProgress)) for events in (fresh, more)]
+    assert totals == [5 + 10, 4 + 10]
 
     variant = (await collect(await executor.submit(
         make_job("variant", variants=1, size=64, steps=10, strength=4, painted=painted))))[-1]
-    assert isinstance(variant, JobDone) and variant.reused == () and variant.params["warm_from"] == {"4": 4}
-    assert max(decode(variant.tiles[0], "png").size) == 64
+    # A strength the strip never showed starts from its nearest painted one (3 and 5 tie: the lower).
+    assert isinstance(variant, JobDone) and variant.reused == () and variant.params["warm_from"] == {"4": 3}
+    assert max(decode(variant.tiles[0], "png").size) == 64 and max(variant.image_size) == 64
 
 
 async def test_two_jobs_submitted_together_both_finish(served):

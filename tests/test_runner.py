@@ -24,7 +24,8 @@ def photos(sample_images):
 
 
 def make_job(photos, **options) -> Job:
-    settings = {"style_weight": 1e8, "content_weight": 1e4, "variants": 2, "size": 48, "steps": 4, "seed": 5}
+    settings = {"style_weight": 1e8, "content_weight": 1e4, "variants": 2, "size": 48, "steps": 4, "seed": 5,
+                "strip_size": 32, "strip_steps": 3}
     content, style = photos
     return Job(job_id="job", content=content, style=style, options=JobOptions(**(settings | options)),
                content_name="chelsea.jpg", style_name="wheat-field.jpg")
@@ -44,10 +45,12 @@ def test_result_and_strip_decode_at_the_requested_size_with_one_weight_per_varia
     assert image.format == {"png": "PNG", "jpg": "JPEG"}[done.image_ext]
     strip = decoded(done.strip)
     assert strip.size == done.strip_size
-    assert strip.width * strip.height >= 3 * image.width * image.height  # all three variants are on it
-    assert done.style_weights == (5e7, 1e8, 2e8)
+    assert strip.width * strip.height >= 3 * 32 * 21  # all three tiles (32 px) are on it
+    # Tiles two strengths apart (3, 5, 7): each a doubling twice over.
+    assert done.strengths == (3, 5, 7) and done.style_weights == (2.5e7, 1e8, 4e8)
     assert done.style_weights[done.chosen] == 1e8  # the weight the user asked for
-    assert done.params["steps"] == 4 and done.params["output_max_bytes"] == 8 * 1024 * 1024
+    assert done.params["steps"] == 4 and done.params["strip"]["steps"] == 3
+    assert done.params["output_max_bytes"] == 8 * 1024 * 1024
     assert done.note is None
 
 
@@ -71,8 +74,10 @@ def test_a_random_seed_is_reported_and_repaints_the_same_picture(photos, random_
 def test_progress_carries_small_jpeg_previews_unless_turned_off(photos, random_vgg):
     seen: list[JobProgress] = []
     run_job(make_job(photos, size=64), random_vgg, device="cpu", on_progress=seen.append, progress_interval=0)
-    assert [event.step for event in seen] == [1, 2, 3, 4]
-    assert all(event.total == 4 for event in seen)
+    # The strip's 3 steps, then the result's 4, as one count.
+    assert [event.step for event in seen] == [1, 2, 3, 4, 5, 6, 7]
+    assert all(event.total == 7 for event in seen)
+    assert [event.stage for event in seen][:3] == ["strip"] * 3
     preview = decoded(seen[-1].preview)
     assert preview.format == "JPEG" and max(preview.size) <= 160
 
@@ -98,7 +103,7 @@ def banner_bytes(width: int = 800, height: int = 16) -> bytes:
 
 @pytest.mark.parametrize("role", ["content", "style"])
 def test_a_picture_too_thin_for_the_output_size_fails_as_invalid_image_naming_it(photos, random_vgg, role):
-    job = make_job(photos, size=48)
+    job = make_job(photos, size=64, strip_size=48)  # the strip is the smallest size painted
     job = Job(**{**job.__dict__, role: banner_bytes(), f"{role}_name": "banner.png"})
     with pytest.raises(InvalidImage) as caught:
         run_job(job, random_vgg, device="cpu")
@@ -119,16 +124,16 @@ def test_cancel_stops_the_painting(photos, random_vgg):
 
 
 def test_running_out_of_memory_once_retries_at_three_quarters_size(photos, random_vgg, monkeypatch):
-    real_stylize = runner_module.stylize
+    real_paint = runner_module.paint_request
     sizes = []
 
-    def stylize_short_of_memory(*args, size, **kwargs):
-        sizes.append(size)
+    def paint_short_of_memory(*args, plan, **kwargs):
+        sizes.append(plan.size)
         if len(sizes) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-        return real_stylize(*args, size=size, **kwargs)
+        return real_paint(*args, plan=plan, **kwargs)
 
-    monkeypatch.setattr(runner_module, "stylize", stylize_short_of_memory)
+    monkeypatch.setattr(runner_module, "paint_request", paint_short_of_memory)
     done = run_job(make_job(photos, size=64), random_vgg, device="cpu")
     assert sizes == [64, 48]
     assert max(done.image_size) == 48 and done.params["size"] == 48
@@ -138,12 +143,12 @@ def test_running_out_of_memory_once_retries_at_three_quarters_size(photos, rando
 def test_no_memory_retry_at_a_size_too_small_for_the_picture(photos, random_vgg, monkeypatch):
     sizes = []
 
-    def stylize_short_of_memory(*args, size, **kwargs):
-        sizes.append(size)
+    def paint_short_of_memory(*args, plan, **kwargs):
+        sizes.append(plan.size)
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(runner_module, "stylize", stylize_short_of_memory)
-    job = make_job(photos, size=64)
+    monkeypatch.setattr(runner_module, "paint_request", paint_short_of_memory)
+    job = make_job(photos, size=64, strip_size=64)
     # 200×50 at 64 px is 64×16, just paintable; three quarters of that (48×12) is not.
     job = Job(**{**job.__dict__, "content": banner_bytes(200, 50), "content_name": "banner.png"})
     with pytest.raises(torch.cuda.OutOfMemoryError) as caught:
@@ -156,7 +161,7 @@ def test_running_out_of_memory_twice_is_reported_as_oom(photos, random_vgg, monk
     def always_short(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(runner_module, "stylize", always_short)
+    monkeypatch.setattr(runner_module, "paint_request", always_short)
     with pytest.raises(torch.cuda.OutOfMemoryError) as caught:
         run_job(make_job(photos), random_vgg, device="cpu")
     assert job_failure(caught.value).kind == "oom"
@@ -175,7 +180,7 @@ def test_job_outcome_hands_back_the_painting_or_the_failure_instead_of_raising(p
     seen: list[JobProgress] = []
     done = job_outcome(make_job(photos), random_vgg, device="cpu", on_progress=seen.append, progress_interval=0)
     assert isinstance(done, JobDone) and max(decoded(done.image).size) == 48
-    assert [event.step for event in seen] == [1, 2, 3, 4]  # the options reach run_job
+    assert [event.step for event in seen] == [1, 2, 3, 4, 5, 6, 7]  # the options reach run_job
 
     job = make_job(photos)
     unreadable = Job(**{**job.__dict__, "style": b"GIF89a but not really", "style_name": "cat.gif"})
@@ -190,7 +195,7 @@ def test_job_outcome_logs_an_unexpected_error_with_its_traceback(photos, random_
     def broken_stylize(*args, **kwargs):
         raise KeyError("secret internal detail")
 
-    monkeypatch.setattr(runner_module, "stylize", broken_stylize)
+    monkeypatch.setattr(runner_module, "paint_request", broken_stylize)
     with caplog.at_level(logging.ERROR, logger="stylizer.executor.runner"):
         failure = job_outcome(make_job(photos), random_vgg, device="cpu")
     assert failure.kind == "internal" and "secret internal detail" not in failure.reason
@@ -230,60 +235,71 @@ def painted_by(done: JobDone) -> tuple[tuple[int, bytes], ...]:
 
 
 def test_every_tile_comes_back_as_a_lossless_png_in_strip_order(photos, random_vgg):
-    done = run_job(make_job(photos, variants=3, output_max_bytes=4_000), random_vgg, device="cpu")
+    done = run_job(make_job(photos, variants=3, size=96, output_max_bytes=4_000), random_vgg, device="cpu")
     tiles = [decoded(tile) for tile in done.tiles]
     assert [tile.format for tile in tiles] == ["PNG"] * 3
     assert done.image_ext == "jpg"  # the budget forced the image itself to JPEG; its tile stays exact
-    assert all(max(tile.size) == 48 for tile in tiles)
+    assert all(max(tile.size) == 32 for tile in tiles) and max(done.image_size) == 96  # tiles at the strip's size
     assert done.reused == () and done.params["warm_from"] == {}
 
 
 def test_a_more_style_redo_takes_the_shared_tiles_as_they_are_and_paints_only_the_new_one(photos, random_vgg):
     source = run_job(make_job(photos, strength=5, variants=3, steps=10), random_vgg, device="cpu")
-    # The raw weight given is the one at the job's strength: a step up doubles it.
-    job = make_job(photos, strength=6, variants=3, steps=10, style_weight=2e8)
+    # The raw weight given is the one at the job's strength: More (one tile, two strengths) quadruples it.
+    job = make_job(photos, strength=7, variants=3, steps=10, strip_steps=5, style_weight=4e8)
     redo = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu")
 
-    assert source.strengths == (4, 5, 6) and redo.strengths == (5, 6, 7)
-    assert redo.reused == (5, 6)
+    assert source.strengths == (3, 5, 7) and redo.strengths == (5, 7, 9)
+    assert redo.reused == (5, 7)
     assert redo.tiles[:2] == source.tiles[1:]  # byte for byte: nothing repainted
-    assert redo.params["warm_from"] == {"7": 6}
-    assert redo.params["steps"] == 4 and [level["stage"] for level in redo.params["levels"]] == ["fine"]
-    assert redo.params["optimizer"] == "lbfgs" and source.params["optimizer"] == "adam"  # a refinement
-    assert redo.style_weights == (1e8, 2e8, 4e8) and redo.strengths[redo.chosen] == 6
+    assert redo.params["warm_from"] == {"9": 7}
+    # Two strengths from its start: 0.4 of the strip's steps per strength, fine only.
+    assert redo.params["strip"]["steps"] == 4 and [level["side"] for level in redo.params["strip"]["levels"]] == [32]
+    assert redo.params["optimizer"] == "lbfgs"  # the result grows from its tile
+    assert redo.style_weights == (1e8, 4e8, 1.6e9) and redo.strengths[redo.chosen] == 7
     assert decoded(redo.tiles[2]).tobytes() != decoded(source.tiles[2]).tobytes()
 
 
-def test_a_variant_at_a_larger_size_starts_from_its_tile_upsampled_fine_level_only(photos, random_vgg):
-    source = run_job(make_job(photos, strength=5, variants=3, size=48), random_vgg, device="cpu")
-    job = make_job(photos, strength=4, variants=1, size=96, steps=10, style_weight=5e7)
+def test_an_upscale_keeps_the_strip_and_grows_its_tile_to_the_larger_size(photos, random_vgg):
+    source = run_job(make_job(photos, strength=5, variants=5, size=48), random_vgg, device="cpu")
+    job = make_job(photos, strength=3, variants=5, size=96, steps=10, style_weight=2.5e7)
     seen: list[JobProgress] = []
     variant = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu",
                       on_progress=seen.append, progress_interval=0)
-    assert variant.reused == () and variant.params["warm_from"] == {"4": 4}
-    assert [level["stage"] for level in variant.params["levels"]] == ["fine"] and seen[-1].total == 4
-    assert max(decoded(variant.tiles[0]).size) == 96 and variant.image_size == decoded(variant.tiles[0]).size
+    assert variant.reused == (1, 3, 5, 7, 9) and variant.tiles == source.tiles and variant.params["strip"]["steps"] == 0
+    assert [level["side"] for level in variant.params["levels"]] == [96] and seen[-1].total == 10
+    assert max(variant.image_size) == 96 and variant.strengths[variant.chosen] == 3
 
 
-def test_a_redo_whose_strip_is_all_painted_paints_nothing(photos, random_vgg):
+def test_a_redo_whose_strip_is_all_painted_paints_only_its_result(photos, random_vgg):
     source = run_job(make_job(photos, strength=10, variants=3), random_vgg, device="cpu")
-    job = make_job(photos, strength=9, variants=3, steps=1000, style_weight=5e7)
+    job = make_job(photos, strength=8, variants=3, steps=5, strip_steps=1000, style_weight=2.5e7)
     seen: list[JobProgress] = []
     redo = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu",
-                   on_progress=seen.append, cancelled=lambda: False)
-    assert source.strengths == redo.strengths == (8, 9, 10)  # the strip stops at the top strength
-    assert redo.reused == (8, 9, 10) and redo.tiles == source.tiles and not seen
-    assert redo.strengths[redo.chosen] == 9 and redo.params["steps"] == 0
+                   on_progress=seen.append, progress_interval=0, cancelled=lambda: False)
+    assert source.strengths == redo.strengths == (6, 8, 10)  # the strip stops at the top strength
+    assert redo.reused == (6, 8, 10) and redo.tiles == source.tiles
+    assert redo.strengths[redo.chosen] == 8 and redo.params["strip"]["steps"] == 0
+    assert [event.step for event in seen] == [1, 2, 3, 4, 5] and {event.stage for event in seen} == {"fine"}
 
 
 def test_a_calibrated_strip_reused_whole_reports_the_weights_a_fresh_paint_calibrates(photos, random_vgg):
     calibrated = {"style_weight": None, "content_weight": 1.0}
     source = run_job(make_job(photos, strength=10, variants=3, **calibrated), random_vgg, device="cpu")
-    job = make_job(photos, strength=9, variants=3, **calibrated)
+    job = make_job(photos, strength=8, variants=3, **calibrated)
     redo = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu")
-    assert redo.reused == (8, 9, 10) and redo.params["steps"] == 0
+    assert redo.reused == (6, 8, 10) and redo.params["strip"]["steps"] == 0
     assert redo.style_weights == pytest.approx(source.style_weights, rel=1e-5)
-    assert redo.style_weights[1] == pytest.approx(2 * redo.style_weights[0], rel=1e-5)
+    assert redo.style_weights[1] == pytest.approx(4 * redo.style_weights[0], rel=1e-5)
+
+
+def test_the_tiles_are_calibrated_at_the_results_size(photos, random_vgg):
+    calibrated = {"style_weight": None, "content_weight": 1.0}
+    small = run_job(make_job(photos, size=48, **calibrated), random_vgg, device="cpu")
+    large = run_job(make_job(photos, size=96, **calibrated), random_vgg, device="cpu")
+    assert small.params["strip"]["balance_size"] == 48 and large.params["strip"]["balance_size"] == 96
+    assert small.params["strip"]["style_weights"] == pytest.approx(list(small.style_weights), rel=1e-5)
+    assert large.params["strip"]["style_weights"] == pytest.approx(list(large.style_weights), rel=1e-5)
 
 
 def test_a_painted_tile_that_is_not_a_png_is_an_internal_failure(photos, random_vgg):
@@ -315,11 +331,11 @@ def test_a_job_hands_back_a_timelapse_of_its_chosen_strength_ending_on_the_resul
     assert last_error < first_error  # it forms towards the picture delivered, and ends on it
 
 
-def test_a_redo_that_takes_its_chosen_strength_as_painted_has_no_timelapse(photos, random_vgg):
+def test_a_redo_that_takes_its_chosen_tile_as_painted_still_shows_its_result_forming(photos, random_vgg):
     source = run_job(make_job(photos, strength=5, variants=3, steps=6), random_vgg, device="cpu")
-    job = make_job(photos, strength=6, variants=3, steps=6, style_weight=2e8)
+    job = make_job(photos, strength=7, variants=3, steps=6, style_weight=4e8)
     redo = run_job(Job(**{**job.__dict__, "painted": painted_by(source)}), random_vgg, device="cpu")
-    assert redo.reused == (5, 6) and redo.timelapse == b""
+    assert redo.reused == (5, 7) and len(animation_frames(redo.timelapse)) >= 2
     assert source.timelapse
 
 

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from stylizer.defaults import CPU_DEFAULTS
 from stylizer.images import ImageLimits
-from stylizer.options import DEFAULT_SIZE, StylizeOptions
+from stylizer.options import StylizeOptions
 from stylizer.strength import DEFAULT_STRENGTH
 
 FailureKind = Literal["invalid_image", "cancelled", "timeout", "oom", "crashed", "unavailable", "internal"]
@@ -18,9 +19,10 @@ FailureKind = Literal["invalid_image", "cancelled", "timeout", "oom", "crashed",
 class JobOptions:
     """Everything the painter needs besides the two images; all of it ends up in the result's params.
 
-    The painter paints a strip of ``variants`` tiles, neighbouring strengths around ``strength``
-    (``strength.strip_strengths``); ``style_weight`` is the experts' raw weight at ``strength`` (None: the
-    stylizer's balance for the pair).
+    The painter paints a strip of ``variants`` tiles at ``strip_size`` with ``strip_steps``, strengths spaced
+    around ``strength`` (``strength.strip_strengths``), then ``strength`` continued from its tile to the result
+    at ``size`` with ``steps`` (``stylizer.pipeline``); ``style_weight`` is the experts' raw weight at
+    ``strength`` (None: the stylizer's balance for the pair). The defaults are a CPU's (``stylizer.defaults``).
     """
 
     strength: int = DEFAULT_STRENGTH
@@ -28,8 +30,10 @@ class JobOptions:
     content_weight: float = StylizeOptions.content_weight
     tv_weight: float = StylizeOptions.tv_weight
     variants: int = StylizeOptions.variants
-    size: int = DEFAULT_SIZE
-    steps: int = StylizeOptions.steps
+    size: int = CPU_DEFAULTS.default_size
+    steps: int = CPU_DEFAULTS.steps[CPU_DEFAULTS.default_size]
+    strip_size: int = CPU_DEFAULTS.strip_size
+    strip_steps: int = CPU_DEFAULTS.strip_steps
     seed: int | None = None  # None: the painter chooses one and reports it
     preserve_colors: bool = StylizeOptions.preserve_colors
     # Byte budget for each encoded output image (Discord's upload limit can be as low as 10 MiB).
@@ -54,7 +58,7 @@ class Job:
     # Seconds the job may run once started before it is cancelled with kind "timeout"; None = no limit.
     timeout_s: float | None = None
     # (strength, lossless PNG) of tiles already painted for the same pictures and options (a redo's source):
-    # a tile at the output size is taken as it is, the other strengths start from their nearest painted one.
+    # a tile at the strip's size is taken as it is, the other strengths start from their nearest painted one.
     painted: tuple[tuple[int, bytes], ...] = ()
     # The shipped preset (stylizer.presets) whose file ``style`` holds: painted over and over, so the worker
     # keeps its style statistics. None for an uploaded painting.
@@ -82,22 +86,22 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class JobDone:
-    image: bytes  # the chosen tile, encoded within options.output_max_bytes
+    image: bytes  # the result (the chosen strength at options.size), encoded within options.output_max_bytes
     image_ext: str  # "png" or "jpg"
     strip: bytes  # the labelled strip of every tile, encoded within the same budget
     strip_ext: str
-    image_size: tuple[int, int]  # (width, height) of the chosen tile
+    image_size: tuple[int, int]  # (width, height) of the result
     strip_size: tuple[int, int]
     strengths: tuple[int, ...]  # one per tile, in strip order (the tiles' labels)
     style_weights: tuple[float, ...]  # one per tile, in strip order
-    chosen: int  # index into strengths / style_weights of the image in ``image``
+    chosen: int  # index into strengths / style_weights of the strength painted as ``image``
     seconds: float  # painting time, not counting the wait in the queue
     params: dict = field(default_factory=dict)  # every parameter used, enough to reproduce the result
     note: str | None = None  # something the user should know, e.g. "rendered smaller after running out of memory"
     tiles: tuple[bytes, ...] = ()  # every tile as a lossless PNG, in strip order: a later redo's Job.painted
     reused: tuple[int, ...] = ()  # the strengths taken from Job.painted as they were; the others were painted
-    # An animated WebP of the chosen strength forming, ending on ``image`` (stylizer.timelapse), within the same
-    # byte budget; empty when that strength was not painted by this job (taken from Job.painted).
+    # An animated WebP of the chosen strength forming (its tile, when painted by this job, then the result),
+    # ending on ``image`` (stylizer.timelapse), within the same byte budget; empty if none fits.
     timelapse: bytes = b""
 
 

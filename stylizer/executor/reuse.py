@@ -1,10 +1,10 @@
-"""Redo without repainting: which tiles of a job are already painted, and where the others start from.
+"""Redo without repainting: which tiles of a job's strip are already painted, and where the others start from.
 
-A Less/More redo's strip shares all tiles but one with the strip it came from (strength.strip_strengths), and
-an Upscale is one of those tiles at a larger size. The job carries what was painted
-(``Job.painted``: strength -> lossless PNG); a tile at the output size is taken as it is, every other
-strength is painted fine-only, warm-started from the nearest painted strength (resized to the output),
-with a share of the job's steps measured to reach a fresh paint's loss (docs/benchmarks.md, "Redo").
+A Less/More redo (one strip spacing) and an Upscale keep the strip they came from (strength.strip_strengths):
+only their result is painted again, from its tile. The job carries what was painted (``Job.painted``:
+strength -> lossless PNG); a tile at the strip's size is taken as it is, every other strength is painted
+fine-only, warm-started from the nearest painted strength (resized to the strip's size), with a share of the
+strip's steps measured to reach a fresh paint's loss (docs/benchmarks.md, "Redo").
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from PIL import Image
 
 from stylizer.images import ImageLimits, InvalidImage, load_image
-from stylizer.options import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULE
 
 # Shares of the job's steps for a warm start: enough fine-only steps to reach a fresh paint's referee loss, as
 # measured with real ImageNet features (docs/benchmarks.md, "Redo"). From the neighbouring strength at the
@@ -25,11 +24,6 @@ NEIGHBOUR_STEPS_SHARE = 0.4
 # From the same strength at half the size (Upscale), started from the tile upsampled with the photo's detail
 # put back; kept under half of a fresh paint's cost, most of which is spent at full size.
 UPSCALED_STEPS_SHARE = 0.35
-FINE_ONLY = ((1.0, 1.0),)
-# A warm start refines a picture that is nearly there: L-BFGS's steps follow the gradient's size, where Adam's
-# first steps move every pixel by its learning rate; L-BFGS reached the lowest loss from a warm start
-# (docs/benchmarks.md, "Redo").
-WARM_START_OPTIMIZER = "lbfgs"
 
 
 @dataclass(frozen=True)
@@ -43,15 +37,7 @@ class ReusePlan:
     reused: tuple[int, ...]  # strengths taken as they are
     to_paint: tuple[int, ...]  # strengths to paint, in strip order
     warm_from: dict[int, int]  # strength to paint -> the painted strength it starts from
-    steps: int
-    schedule: Sequence[Sequence[float]]  # coarse to fine from the photo, or fine only from painted tiles
-    optimizer: str = DEFAULT_OPTIMIZER
-
-    def starts(self, tiles: Mapping[int, PaintedTile]) -> list[Image.Image | None] | None:
-        """stylize's ``init_images`` for ``to_paint``; None when every one of them starts cold."""
-        if not self.warm_from:
-            return None
-        return [tiles[self.warm_from[s]].image if s in self.warm_from else None for s in self.to_paint]
+    steps: int  # the strip's steps for ``to_paint``: all of them cold, a share of them warm
 
 
 def decode_tiles(painted: Sequence[tuple[int, bytes]], limits: ImageLimits) -> dict[int, PaintedTile]:
@@ -78,7 +64,7 @@ def plan_reuse(
     reused = tuple(s for s in strengths if s in tiles and tiles[s].image.size == output_size)
     to_paint = tuple(s for s in strengths if s not in reused)
     if not tiles or not to_paint:
-        return ReusePlan(reused, to_paint, {}, steps if to_paint else 0, DEFAULT_SCHEDULE)
+        return ReusePlan(reused, to_paint, {}, steps if to_paint else 0)
     warm_from, share = {}, 0.0
     for strength in to_paint:
         # The nearest strength; among equals the largest tile, which has the most detail to keep.
@@ -87,7 +73,7 @@ def plan_reuse(
         distance = abs(source - strength)
         resized = tiles[source].image.size != output_size
         share = max(share, min(1.0, NEIGHBOUR_STEPS_SHARE * distance), UPSCALED_STEPS_SHARE if resized else 0.0)
-    return ReusePlan(reused, to_paint, warm_from, max(1, round(steps * share)), FINE_ONLY, WARM_START_OPTIMIZER)
+    return ReusePlan(reused, to_paint, warm_from, max(1, round(steps * share)))
 
 
 def encode_png(image: Image.Image) -> bytes:

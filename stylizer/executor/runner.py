@@ -18,19 +18,18 @@ import torch
 from PIL import Image
 
 from stylizer import objective
-from stylizer.calibration import calibrated_style_weights
 from stylizer.executor._jobs import CANCELLED
 from stylizer.executor.base import ExecutorUnavailable, Job, JobDone, JobFailed, JobOptions, JobProgress
 from stylizer.executor.reuse import PaintedTile, ReusePlan, decode_tiles, encode_png, plan_reuse
 from stylizer.images import ImageLimits, InvalidImage, check_paintable, load_image, resize_longest
 from stylizer.objective import DeviceUnavailable
 from stylizer.options import StylizeOptions, choose_seed
+from stylizer.pipeline import RequestPlan, RequestResult, paint_request
 from stylizer.progress import Cancelled, Progress
-from stylizer.strength import check_strength, strength_label, strip_strengths, style_factor
+from stylizer.strength import check_strength, strength_label, strip_strengths
 from stylizer.strip import encode_within, make_strip
 from stylizer.style_cache import StyleTargetCache, cached_style_targets
 from stylizer.timelapse import FRAME_SIDE, FrameRecorder, encode_timelapse
-from stylizer.transfer import StylizeResult, stylize
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +76,11 @@ def run_job(
     style = load_image(job.style, name=job.style_name, limits=limits)
 
     def check_both_paintable(size: int) -> None:
-        # Both are resized to the output's longest side, so either can be too thin for VGG's poolings.
-        check_paintable(content, size, name=job.content_name)
-        check_paintable(style, size, name=job.style_name)
+        # Both are resized to the strip's longest side (the smallest painted), so either can be too thin for
+        # VGG's poolings there.
+        side = min(options.strip_size, size)
+        check_paintable(content, side, name=job.content_name)
+        check_paintable(style, side, name=job.style_name)
 
     check_both_paintable(options.size)
     earlier = decode_tiles(job.painted, limits)
@@ -89,30 +90,23 @@ def run_job(
 
     report = _ProgressTap(on_progress, progress_interval, previews, FrameRecorder())
 
-    def paint(size: int) -> tuple[ReusePlan, StylizeResult | None]:
-        plan = plan_reuse(strengths, earlier, resize_longest(content, size).size, options.steps)
-        if not plan.to_paint:
-            return plan, None
+    def paint(size: int) -> tuple[ReusePlan, RequestResult]:
+        strip_size = min(options.strip_size, size)
+        reuse = plan_reuse(strengths, earlier, resize_longest(content, strip_size).size, options.strip_steps)
+        plan = RequestPlan(size=size, strip_size=strip_size, steps=options.steps, strip_steps=max(1, reuse.steps))
         # Finer than the executor's rate: the timelapse takes its frames from the same previews.
-        settings = _stylize_options(options, plan, seed=seed, device=str(device),
+        settings = _stylize_options(options, seed=seed, device=str(device),
                                     progress_interval=min(progress_interval, FRAME_INTERVAL_S),
                                     preview_size=min(FRAME_SIDE, size))
-        return plan, stylize(content, style, net=net, size=size, strength=_chosen_strength(options, plan.to_paint),
-                             options=settings, init_images=plan.starts(earlier), on_progress=report,
-                             cancel=cancelled)
-
-    def calibrate(tile_strengths: tuple[int, ...]) -> list[float]:
-        settings = StylizeOptions(content_weight=options.content_weight,
-                                  preserve_colors=options.preserve_colors, device=str(device))
-        return calibrated_style_weights(content, style, tile_strengths, net=net, size=options.size,
-                                        options=settings)
+        return reuse, paint_request(
+            content, style, net=net, plan=plan, strength=options.strength, strengths=strengths, options=settings,
+            given={s: earlier[s].image for s in reuse.reused},
+            starts={s: earlier[source].image for s, source in reuse.warm_from.items()},
+            on_progress=report, cancel=cancelled)
 
     with _preset_statistics(job, net):
-        (plan, result), note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
-        weights = _style_weights(options, strengths, plan, result, calibrate)
-    done = _job_done(job, content, style, strengths, weights, earlier, plan, result, started, note)
-    if options.strength not in plan.to_paint:
-        return done
+        (reuse, painted), note = _paint_with_memory_retry(paint, check_both_paintable, options.size, job.job_id)
+    done = _job_done(job, content, style, strengths, earlier, reuse, painted, started, note)
     return dataclasses.replace(done, timelapse=_timelapse(report.recorder, done, options.output_max_bytes))
 
 
@@ -163,26 +157,11 @@ def _timelapse(recorder: FrameRecorder, done: JobDone, max_bytes: int) -> bytes:
         return b""
 
 
-def _stylize_options(options: JobOptions, plan: ReusePlan, **machine) -> StylizeOptions:
-    """The job's options as stylize() takes them, for the tiles ``plan`` still paints: the strengths,
-    calibrated by the stylizer for the pair, or an expert's raw style weight at ``options.strength`` with the
-    strip's factors around it. ``machine``: the seed, device and progress settings of this worker."""
-    if options.style_weight is None:
-        weighting = {"strengths": list(plan.to_paint)}
-    else:
-        weighting = {"style_weight": options.style_weight,
-                     "variant_factors": [style_factor(s, options.strength) for s in plan.to_paint]}
-    return StylizeOptions(steps=plan.steps, schedule=plan.schedule, optimizer=plan.optimizer,
-                          content_weight=options.content_weight, tv_weight=options.tv_weight,
-                          preserve_colors=options.preserve_colors, **weighting, **machine)
-
-
-def _chosen_strength(options: JobOptions, to_paint: tuple[int, ...]) -> int:
-    """The strength the preview follows: a redo may paint only strengths around the one asked for, and then
-    the nearest of them."""
-    if options.style_weight is not None:
-        return options.strength
-    return min(to_paint, key=lambda s: (abs(s - options.strength), s))
+def _stylize_options(options: JobOptions, **machine) -> StylizeOptions:
+    """The job's expert settings as the stylizer takes them (the pipeline sets the steps and strengths).
+    ``machine``: the seed, device and progress settings of this worker."""
+    return StylizeOptions(style_weight=options.style_weight, content_weight=options.content_weight,
+                          tv_weight=options.tv_weight, preserve_colors=options.preserve_colors, **machine)
 
 
 def _paint_with_memory_retry(paint, check_both_paintable, size: int, job_id: str):
@@ -205,35 +184,22 @@ def _paint_with_memory_retry(paint, check_both_paintable, size: int, job_id: str
     return paint(smaller), note
 
 
-def _style_weights(options, strengths: tuple[int, ...], plan: ReusePlan, result: StylizeResult | None,
-                   calibrate: Callable[[tuple[int, ...]], list[float]]) -> tuple[float, ...]:
-    """The raw style weight of every tile: the lattice doubles it per strength, so the tiles painted now
-    give it for the reused ones too; a strip reused whole is calibrated again (one VGG pass)."""
-    if options.style_weight is not None:
-        return tuple(options.style_weight * style_factor(s, options.strength) for s in strengths)
-    if result is None:
-        return tuple(calibrate(strengths))
-    base = result.style_weights[0] / style_factor(plan.to_paint[0], options.strength)
-    return tuple(base * style_factor(s, options.strength) for s in strengths)
-
-
 def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tuple[int, ...],
-              style_weights: tuple[float, ...], earlier: dict[int, PaintedTile], plan: ReusePlan,
-              result: StylizeResult | None, started: float, note: str | None) -> JobDone:
-    """The strip of the tiles given and the tiles painted now, encoded for the user and for a later redo."""
+              earlier: dict[int, PaintedTile], reuse: ReusePlan, painted: RequestResult, started: float,
+              note: str | None) -> JobDone:
+    """The result and the strip of the tiles given and painted now, encoded for the user and for a later redo."""
     options = job.options
-    new = dict(zip(plan.to_paint, result.images, strict=True)) if result is not None else {}
-    images = [new[s] if s in new else earlier[s].image for s in strengths]
-    tiles = tuple(encode_png(new[s]) if s in new else earlier[s].png for s in strengths)
-    chosen = strengths.index(options.strength)
+    images = [painted.tiles[s] for s in strengths]
+    tiles = tuple(earlier[s].png if s in reuse.reused else encode_png(painted.tiles[s]) for s in strengths)
     strip = make_strip(images, [strength_label(s) for s in strengths], content=content, style=style)
-    image_bytes, image_ext = encode_within(images[chosen], options.output_max_bytes)
+    image_bytes, image_ext = encode_within(painted.result.images[0], options.output_max_bytes)
     strip_bytes, strip_ext = encode_within(strip, options.output_max_bytes)
     params = {
         **dataclasses.asdict(options),
-        **(result.params if result is not None else {"steps": 0}),
-        "reused": list(plan.reused),
-        "warm_from": {str(strength): source for strength, source in plan.warm_from.items()},
+        **painted.result.params,
+        "strip": painted.strip.params if painted.strip is not None else {"steps": 0},
+        "reused": list(reuse.reused),
+        "warm_from": {str(strength): source for strength, source in reuse.warm_from.items()},
     }
     return JobDone(
         image=image_bytes,
@@ -244,10 +210,10 @@ def _job_done(job: Job, content: Image.Image, style: Image.Image, strengths: tup
         image_size=_encoded_size(image_bytes),
         strip_size=_encoded_size(strip_bytes),
         strengths=strengths,
-        style_weights=style_weights,
-        chosen=chosen,
+        style_weights=tuple(painted.strip_weights),
+        chosen=strengths.index(options.strength),
         tiles=tiles,
-        reused=plan.reused,
+        reused=reuse.reused,
         seconds=time.perf_counter() - started,
         params=params,
         note=note,

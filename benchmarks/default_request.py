@@ -1,0 +1,116 @@
+"""The bot's default request on this machine, through the worker's own code, against a fresh 300-step paint.
+
+Rows: the default request (the strip at the strip's size, then the chosen strength grown to the result's size),
+a "More style" redo (the next tile of the same strip, its tiles reused) and an Upscale of another tile to the
+largest size offered, each one ``run_job`` as the worker runs it with the [style] defaults of this device
+(bot.config, stylizer.defaults). The last row paints the same strength fresh at the result's size with
+``stylize()``'s 300 steps (the hybrid, the default schedule). Every result is scored by the referee
+(../shared/bench/gatys_reference.py, fp32) at the result's size with the result's own raw style weight.
+
+    flock /tmp/cpu.lock .venv/bin/python benchmarks/default_request.py [--pair chelsea.jpg+vangogh_wheat_field_with_cypresses.jpg] [--out DIR]
+
+With --out, the default reply's two pictures are written there (image.EXT, strip.EXT) as the bot uploads them,
+and the fresh paint as fresh.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import outside  # noqa: E402
+
+SHARED = outside.shared()
+referee_module = outside.referee()
+sys.path.insert(0, str(REPO))
+
+from bot.config import parse_config  # noqa: E402
+from stylizer.executor.base import Job, JobOptions  # noqa: E402
+from stylizer.executor.runner import run_job  # noqa: E402
+from stylizer.images import resize_longest  # noqa: E402
+from stylizer.objective import pil_to_tensor  # noqa: E402
+from stylizer.options import StylizeOptions  # noqa: E402
+from stylizer.strength import strip_spacing  # noqa: E402
+from stylizer.transfer import stylize  # noqa: E402
+from stylizer.weights import load_vgg19  # noqa: E402
+
+
+def referee_loss(net, content: Image.Image, style: Image.Image, picture: Image.Image, weight: float) -> float:
+    side = max(picture.size)
+    referee = referee_module.Referee(net, pil_to_tensor(resize_longest(content, side), "cpu"),
+                                     pil_to_tensor(resize_longest(style, side), "cpu"), weight)
+    return referee.score(pil_to_tensor(picture, "cpu"))[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pair", default="chelsea.jpg+vangogh_wheat_field_with_cypresses.jpg")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--fresh-steps", type=int, default=300)
+    args = parser.parse_args()
+    outside.need(outside.STAND_IN)
+    style_config = parse_config({"executor": {"device": "cpu"}}).style
+    options = JobOptions(strength=style_config.default_strength, variants=style_config.variants,
+                         size=style_config.default_size, steps=style_config.steps[style_config.default_size],
+                         strip_size=style_config.strip_size, strip_steps=style_config.strip_steps, seed=0)
+    net = load_vgg19(outside.STAND_IN)
+    content_name, style_name = args.pair.split("+")
+    content_bytes = (SHARED / "images" / "content" / content_name).read_bytes()
+    style_bytes = (SHARED / "images" / "style" / style_name).read_bytes()
+    content = Image.open(io.BytesIO(content_bytes)).convert("RGB")
+    style = Image.open(io.BytesIO(style_bytes)).convert("RGB")
+    print(f"# benchmarks/default_request.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, CPU only, "
+          f"stand-in ImageNet weights, {content_name} + {style_name}")
+    print(f"# defaults: result {options.size} px / {options.steps} steps, strip {options.variants} tiles at "
+          f"{options.strip_size} px / {options.strip_steps} steps")
+    rows = []
+    done = run_job(Job("default", content_bytes, style_bytes, options), net, device="cpu")
+    rows.append(("default request", done))
+    painted = tuple(zip(done.strengths, done.tiles, strict=True))
+    more = options.strength + strip_spacing(options.variants)
+    redo = JobOptions(**{**options.__dict__, "strength": more})
+    rows.append((f"More style (strength {more}, strip reused)",
+                 run_job(Job("more", content_bytes, style_bytes, redo, painted=painted), net, device="cpu")))
+    largest = max(style_config.sizes)
+    other = done.strengths[0]
+    upscale = JobOptions(**{**options.__dict__, "strength": other, "size": largest,
+                            "steps": style_config.steps[largest]})
+    rows.append((f"Upscale strength {other} to {largest} px",
+                 run_job(Job("upscale", content_bytes, style_bytes, upscale, painted=painted), net, device="cpu")))
+    weight = done.style_weights[done.chosen]
+    started = time.perf_counter()
+    fresh = stylize(content, style, net=net, size=options.size, strength=options.strength,
+                    options=StylizeOptions(steps=args.fresh_steps, variants=1, optimizer="hybrid", seed=0,
+                                           device="cpu"))
+    fresh_seconds = time.perf_counter() - started
+    fresh_loss = referee_loss(net, content, style, fresh.images[0], fresh.style_weights[0])
+    print("| request | seconds | result | referee loss | vs fresh |")
+    print("|---|---:|---|---:|---:|")
+    for name, row in rows:
+        picture = Image.open(io.BytesIO(row.image)).convert("RGB")
+        loss = referee_loss(net, content, style, picture, row.style_weights[row.chosen])
+        same = abs(row.style_weights[row.chosen] - weight) < 1e-6 * weight and max(picture.size) == options.size
+        versus = f"{loss / fresh_loss - 1:+.1%}" if same else "–"
+        print(f"| {name} | {row.seconds:.1f} | {picture.size[0]}×{picture.size[1]}, strength "
+              f"{row.strengths[row.chosen]} | {loss:.4g} | {versus} |")
+    print(f"| fresh stylize(), {args.fresh_steps} steps, hybrid | {fresh_seconds:.1f} | strength "
+          f"{options.strength} | {fresh_loss:.4g} | – |")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"image.{done.image_ext}").write_bytes(done.image)
+        (args.out / f"strip.{done.strip_ext}").write_bytes(done.strip)
+        fresh.images[0].save(args.out / "fresh.png")
+
+
+if __name__ == "__main__":
+    main()
