@@ -14,7 +14,9 @@
 # Steps, in order of value, each with its own time limit inside an overall 7.5 minutes (a step that would
 # start too late is recorded as skipped): environment; the CUDA-marked tests (tests/test_cuda.py);
 # benchmarks/speed.py at 512 px, single and 5-variant strip, bf16 and TF32 (precision fp32 on CUDA), with
-# random and stand-in real weights; benchmarks/peak_memory.py at 1024 and 2048 px (limit 12 GiB).
+# random and stand-in real weights; benchmarks/default_request.py (the bot's GPU default request: strip of 256
+# px tiles, 1024 px result, a redo, an Upscale, a fresh 300-step paint); benchmarks/peak_memory.py at 1024 and
+# 2048 px (limit 12 GiB).
 # Everything is printed and written to --out (default gpu_check.txt); the JSON lines are repeated at the end,
 # then one line per step with its exit status. Exit status: 0 when every step passed, 1 otherwise.
 #
@@ -105,8 +107,10 @@ fi
 
 if [ "$DRY_RUN" = 1 ]; then
     DEVICE=cpu SPEED_SIZE=96 SPEED_STEPS=4 VARIANTS=2 PEAK_SIZES="96 256" PEAK_STEPS=4 LIMIT_GIB=12
+    REQUEST_SIZES="--size 64 --steps 3 --strip-size 32 --strip-steps 3 --fresh-steps 3"
 else
     DEVICE=cuda SPEED_SIZE=512 SPEED_STEPS=300 VARIANTS=5 PEAK_SIZES="1024 2048" PEAK_STEPS=10 LIMIT_GIB=12
+    REQUEST_SIZES=""  # the GPU's [style] defaults: a 1024 px result from 256 px tiles
     if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
         echo "gpu_check.sh: $PY sees no CUDA device; --dry-run runs the same steps on CPU" >&2
         exit 2
@@ -170,13 +174,19 @@ peak() {  # peak WEIGHTS
         --variants "$VARIANTS" --weights "$1" --precision bf16 --limit-gib "$LIMIT_GIB"
 }
 
-export PY DEVICE SPEED_SIZE SPEED_STEPS VARIANTS PEAK_SIZES PEAK_STEPS LIMIT_GIB DRY_RUN SHARED_DIR
-export -f environment speed peak
+default_request() {  # the bot's default request on this device, a redo and an Upscale, against a fresh paint
+    # shellcheck disable=SC2086  # the options are words
+    "$PY" benchmarks/default_request.py --device "$DEVICE" --weights "$REAL_WEIGHTS" $REQUEST_SIZES
+}
+
+export PY DEVICE SPEED_SIZE SPEED_STEPS VARIANTS PEAK_SIZES PEAK_STEPS LIMIT_GIB DRY_RUN SHARED_DIR REQUEST_SIZES
+export -f environment speed peak default_request
 step environment 30 environment
 step cuda-tests 150 "$PY" -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py
 step speed-random-bf16 120 speed random bf16
 step peak-memory-random-bf16 90 peak random
 step speed-real-bf16 120 speed "$REAL_WEIGHTS" bf16
+step default-request-real 120 default_request
 step speed-random-tf32 120 speed random fp32
 step speed-real-tf32 120 speed "$REAL_WEIGHTS" fp32
 step peak-memory-real-bf16 90 peak "$REAL_WEIGHTS"

@@ -13,7 +13,7 @@ gives the error of the picture's luminance alone (colour ignored), in brackets.
         --out benchmarks/results/strength_128.json
     # the default request's strip (tiles at 128 px calibrated at the 512 px result), and its results:
     flock /tmp/cpu.lock .venv/bin/python benchmarks/strength_table.py --size 128 --steps 60 --optimizer hybrid \\
-        --fine-only --balance-size 512 --strengths 1,5,10 --out benchmarks/results/strength_strip_128.json
+        --fine-only --probe --balance-size 512 --strengths 1,5,10 --out benchmarks/results/strength_strip_128.json
     flock /tmp/cpu.lock .venv/bin/python benchmarks/strength_table.py ... --grow 512 --grow-steps 100
     .venv/bin/python benchmarks/strength_table.py --markdown benchmarks/results/strength_128.json
 """
@@ -21,6 +21,7 @@ gives the error of the picture's luminance alone (colour ignored), in brackets.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -42,7 +43,7 @@ referee_module = outside.referee()
 from stylizer.images import resize_longest  # noqa: E402
 from stylizer.objective import pil_to_tensor  # noqa: E402
 from stylizer.options import DEFAULT_SCHEDULE, StylizeOptions  # noqa: E402
-from stylizer.pipeline import RESULT_OPTIMIZER, RequestPlan  # noqa: E402
+from stylizer.pipeline import RESULT_OPTIMIZER, RequestPlan, probe_shift  # noqa: E402
 from stylizer.transfer import stylize  # noqa: E402
 from stylizer.weights import load_vgg19  # noqa: E402
 
@@ -83,6 +84,11 @@ def paint_pair(net, content_name: str, style_name: str, args) -> dict:
     settings = StylizeOptions(steps=args.steps, strengths=args.strengths, optimizer=args.optimizer,
                               precision=args.precision, seed=0, device="cpu", balance_size=args.balance_size,
                               schedule=((1.0, 1.0),) if args.fine_only else DEFAULT_SCHEDULE)
+    if args.probe:
+        # As the pipeline does before its strip (stylizer.pipeline.probe_shift).
+        plan = RequestPlan(size=args.balance_size or args.size, strip_size=args.size, steps=1, strip_steps=1)
+        settings = dataclasses.replace(settings, strength_shift=probe_shift(content, style, net=net, plan=plan,
+                                                                            options=settings))
     result = stylize(content, style, net=net, size=args.size, strength=args.strengths[len(args.strengths) // 2],
                      options=settings)
     if args.grow:
@@ -106,6 +112,7 @@ def paint_pair(net, content_name: str, style_name: str, args) -> dict:
         "losses": [losses["total"] for losses in result.losses],
         "seconds": round(seconds, 2),
         "precision": result.params["precision"],
+        "strength_shift": settings.strength_shift,
     }
     if grey:
         luminance = [picture.convert("L").convert("RGB") for picture in result.images]
@@ -150,6 +157,7 @@ def main() -> None:
     parser.add_argument("--styles", nargs="+", default=STYLES)
     parser.add_argument("--balance-size", type=int, help="calibrate the strengths at this size (the pipeline's "
                         "strip: the result's size)")
+    parser.add_argument("--probe", action="store_true", help="shift the strengths as the pipeline's probe says")
     parser.add_argument("--fine-only", action="store_true", help="one level at --size (the pipeline's strip)")
     parser.add_argument("--grow", type=int, help="grow every tile to this size as the pipeline grows its result, "
                         "and score that")

@@ -37,13 +37,14 @@ async def test_stylize_delivers_the_picture_and_the_strip(fake_discord: FakeDisc
     assert not final.ephemeral and not final.loading
     picture, strip = final.images()
     assert max(picture.size) == 64
-    assert strip.width > picture.width  # the three variants side by side (or in a grid) with labels
+    assert strip.width > picture.width  # the three tiles side by side (or in a grid) with labels
     assert "Strength 7/10" in final.content and "seed 5" in final.content and "64 px" in final.content
 
     job_buttons = [item["custom_id"] for item in final.component_items()]
     assert any(custom_id.startswith("sty:more:") for custom_id in job_buttons)
-    # One Upscale button per tile of the strip (strengths 6, 7, 8 around 7).
-    assert [c.rsplit(":", 1)[1] for c in job_buttons if c.startswith("sty:upscale:")] == ["6", "7", "8"]
+    # One Upscale button per other tile of the strip (strengths 5, 7, 9 around 7): the result is at the
+    # largest size already.
+    assert [c.rsplit(":", 1)[1] for c in job_buttons if c.startswith("sty:upscale:")] == ["5", "9"]
     # While it was painting, the user saw progress rather than a silent "thinking…".
     assert any("Painting" in edit["content"] or "queue" in edit["content"] or "line" in edit["content"]
                for edit in interaction.edits)

@@ -21,6 +21,7 @@ SECTIONS = [
     "speed-random-bf16",
     "peak-memory-random-bf16",
     "speed-real-bf16",
+    "default-request-real",
     "speed-random-tf32",
     "speed-real-tf32",
     "peak-memory-real-bf16",
@@ -58,6 +59,9 @@ def test_the_dry_run_from_a_prepared_copy_fills_every_section(tmp_path):
     assert all("ratio_strip" in line and line["variants"] == 2 for line in speeds)
     assert [[row["size"] for row in line["rows"]] for line in peaks] == [[96, 256], [96, 256]]
     assert all(row["within_limit"] for line in peaks for row in line["rows"])
+    [request] = [line for line in summary if "default_request" in line]
+    assert [row["request"] for row in request["rows"]][0] == "default request" and request["device"] == "cpu"
+    assert request["rows"][0]["size"] == 64 and request["fresh"]["loss"] > 0
     status = text.split("=== status ===\n")[1].splitlines()[:-1]
     assert [line.split(":")[0] for line in status] == SECTIONS[:-2]
     assert all(": rc 0," in line for line in status)

@@ -160,6 +160,14 @@ def decode(data: bytes) -> Image.Image:
     return image
 
 
+STRIP_SIZE = 32  # [style] strip_size in tests/e2e.config.toml
+
+
+def tile_height(result: Image.Image) -> int:
+    """The height of a strip's tile for a result of this shape (tiles have STRIP_SIZE on their longest side)."""
+    return round(result.height * STRIP_SIZE / max(result.size))
+
+
 def picture_tiles(strip: Image.Image, tile_height: int) -> int:
     """How many pictures sit side by side in the strip's first row (white gaps separate them)."""
     band = strip.convert("RGB").crop((0, 0, strip.width, min(strip.height, tile_height + 12)))

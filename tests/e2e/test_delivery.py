@@ -49,13 +49,13 @@ async def test_a_cancelled_job_offers_retry_which_paints_it_again(fake: FakeDisc
     assert "Strength 3/10" in result.content and "seed 9" in result.content and "64 px" in result.content
 
 
-async def test_upscale_paints_the_tile_alone_at_the_largest_size(fake: FakeDiscord, bot: BotProcess):
+async def test_upscale_paints_the_tile_at_the_largest_size(fake: FakeDiscord, bot: BotProcess):
     first = await wait_result(await stylize(fake, "bob", strength=5, seed=4))
     button = next(item for item in first.component_items() if item["custom_id"].startswith("sty:upscale:")
-                  and item["label"].startswith("Upscale Strength 6"))
+                  and item["label"].startswith("Strength 7"))
     upscale = await fake.click(first, button["custom_id"], user="alice")
     assert await upscale.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
     result = await wait_result(upscale)
     assert max(decode(result.files[0][1]).size) == 64
-    assert "Strength 6/10" in result.content and "The strip shows" not in result.content
+    assert "Strength 7/10" in result.content and "The strip shows" in result.content  # the strip is kept
     assert result.pinged == [fake.user("alice")["id"]]

@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     photo_bytes,
     picture_tiles,
     stylize,
+    tile_height,
     wait_refused,
     wait_result,
 )
@@ -46,15 +47,16 @@ async def test_stylize_acknowledges_shows_progress_and_delivers_result_and_strip
     image, strip = decode(image_data), decode(strip_data)
     assert max(image.size) == 64
     assert image.size[0] > image.size[1], "the landscape photo came back in another orientation"
-    # The strip shows the two inputs, then every variant, in one row.
-    assert picture_tiles(strip, image.height) == VARIANTS + 2
-    assert strip.height < 3 * image.height
+    # The strip shows the two inputs, then every tile (32 px, [style] strip_size), in one row.
+    assert picture_tiles(strip, tile_height(image)) == VARIANTS + 2
+    assert strip.height < 3 * 32
     caption = result.content
     assert "Strength 6/10" in caption and "seed 7" in caption and "64 px" in caption
-    # The strip's tiles are strengths 5, 6 and 7: the caption and the Upscale buttons name the same.
-    assert "Strength 5, Strength 6, Strength 7" in caption and "weight" not in caption
+    # The strip's tiles are strengths 4, 6 and 8: the caption and the Upscale buttons name the same; the result
+    # is at the largest size already, so only the other tiles have one.
+    assert "Strength 4, Strength 6, Strength 8" in caption and "weight" not in caption
     labels = [item["label"] for item in result.component_items() if item["custom_id"].startswith("sty:upscale:")]
-    assert labels == ["Upscale Strength 5 to 64 px", "Upscale Strength 6 to 64 px", "Upscale Strength 7 to 64 px"]
+    assert labels == ["Strength 4 at 64 px", "Strength 8 at 64 px"]
 
 
 async def test_the_result_is_a_new_message_that_pings_the_requester(fake: FakeDiscord, bot: BotProcess):
@@ -79,7 +81,7 @@ async def test_more_style_repaints_with_a_higher_style_weight_and_delete_removes
     second = await wait_result(more)
 
     assert second is not first and not first.deleted, "the first result should stay for comparison"
-    assert "Strength 5/10" in second.content and "seed 3" in second.content, second.content
+    assert "Strength 6/10" in second.content and "seed 3" in second.content, second.content
     assert "Strength 4/10" in first.content
     assert max(decode(second.files[0][1]).size) == 48
 

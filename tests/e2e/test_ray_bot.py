@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import ACK_DEADLINE_S, custom_id, decode, picture_tiles, stylize, wait_result
+from tests.e2e.conftest import (
+    ACK_DEADLINE_S,
+    custom_id,
+    decode,
+    picture_tiles,
+    stylize,
+    tile_height,
+    wait_result,
+)
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.bot_process import BotProcess
 
@@ -32,14 +40,14 @@ async def test_stylize_and_more_style_through_ray_serve(fake: FakeDiscord, bot: 
     (_, image_data), (_, strip_data) = first.files
     image, strip = decode(image_data), decode(strip_data)
     assert max(image.size) == 64
-    assert picture_tiles(strip, image.height) == VARIANTS + 2
+    assert picture_tiles(strip, tile_height(image)) == VARIANTS + 2  # 32 px tiles ([style] strip_size)
     assert "Strength 5/10" in first.content and "seed 5" in first.content, first.content
 
     more = await fake.click(first, custom_id(first, "more"), user="bob")
     assert await more.wait_acked(ACK_DEADLINE_S) < ACK_DEADLINE_S
     second = await wait_result(more, timeout=RAY_JOB_TIMEOUT_S)
-    assert "Strength 6/10" in second.content, second.content
-    assert "Strength 5, Strength 6, Strength 7" in second.content, second.content
+    assert "Strength 7/10" in second.content, second.content
+    assert "Strength 5, Strength 7, Strength 9" in second.content, second.content
     # Both pictures were painted by a Serve replica, not by a local worker the bot fell back to.
     log = bot.log()
     assert "executor RayExecutor started" in log

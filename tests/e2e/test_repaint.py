@@ -1,7 +1,8 @@
-"""Less / More style and Upscale reuse what the result they come from already painted (issue 12).
+"""Less / More style and Upscale reuse what the result they come from already painted (issues 12 and 20).
 
-The reply of a repaint says how many of its strip's variants were reused; with three variants a step of one
-strength shares two of them with the strip it came from, so only one is painted.
+The reply of a repaint says how many of its strip's tiles were reused. With three tiles two strengths apart
+(3, 5, 7 around 5) Less / More land on the neighbouring tile and the strip around it shares two tiles with
+the one it came from, so one tile is painted (and the result, grown from its tile).
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ import asyncio
 
 import pytest
 
-from tests.e2e.conftest import custom_id, decode, picture_tiles, restart_bot, stylize, wait_result
+from tests.e2e.conftest import (
+    custom_id,
+    decode,
+    picture_tiles,
+    restart_bot,
+    stylize,
+    tile_height,
+    wait_result,
+)
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.bot_process import BotProcess
 
@@ -29,27 +38,29 @@ async def test_more_style_paints_only_the_one_new_variant(fake: FakeDiscord, bot
     assert "reused" not in first.content
 
     more = await wait_result(await repaint(fake, first, "more"))
-    assert "Strength 6/10" in more.content and REUSED in more.content, more.content
+    assert "Strength 7/10" in more.content and REUSED in more.content, more.content
     image, strip = decode(more.files[0][1]), decode(more.files[1][1])
-    assert picture_tiles(strip, image.height) == VARIANTS + 2  # the strip is complete all the same
+    assert picture_tiles(strip, tile_height(image)) == VARIANTS + 2  # the strip is complete all the same
+    assert max(image.size) == 48
 
     again = await wait_result(await repaint(fake, more, "more"))  # a repaint of a repaint reuses too
-    assert "Strength 7/10" in again.content and REUSED in again.content, again.content
+    # 9's strip is 7's (5, 7, 9 stops at the top): every tile reused, only the result painted.
+    assert "Strength 9/10" in again.content and "3 of 3 reused" in again.content, again.content
 
 
 async def test_less_and_more_clicked_together_on_one_result_both_reuse_it(fake: FakeDiscord, bot: BotProcess):
     first = await wait_result(await stylize(fake, "carol", seed=6))
     less, more = await asyncio.gather(repaint(fake, first, "less", "carol"), repaint(fake, first, "more", "carol"))
     less_result, more_result = await asyncio.gather(wait_result(less), wait_result(more))
-    assert "Strength 4/10" in less_result.content and REUSED in less_result.content, less_result.content
-    assert "Strength 6/10" in more_result.content and REUSED in more_result.content, more_result.content
+    assert "Strength 3/10" in less_result.content and REUSED in less_result.content, less_result.content
+    assert "Strength 7/10" in more_result.content and REUSED in more_result.content, more_result.content
 
 
-async def test_an_upscale_starts_from_its_tile_and_paints_only_it(fake: FakeDiscord, bot: BotProcess):
+async def test_an_upscale_grows_its_tile_to_the_largest_size(fake: FakeDiscord, bot: BotProcess):
     first = await wait_result(await stylize(fake, "bob", seed=8))
-    upscaled = await wait_result(await repaint(fake, first, "upscale"))
+    upscaled = await wait_result(await repaint(fake, first, "upscale"))  # the first tile: strength 3
     assert max(decode(upscaled.files[0][1]).size) == 64  # the largest size tests/e2e.config.toml offers
-    assert "reused" not in upscaled.content  # its one tile is painted anew, at the larger size
+    assert "Strength 3/10" in upscaled.content and REUSED in upscaled.content, upscaled.content
 
 
 async def test_a_repaint_after_a_restart_still_reuses_the_tiles_the_journal_kept(fake: FakeDiscord,
@@ -58,4 +69,4 @@ async def test_a_repaint_after_a_restart_still_reuses_the_tiles_the_journal_kept
     await fake.stop_bot()
     await restart_bot(fake)
     more = await wait_result(await repaint(fake, first, "more", "dave"))
-    assert "Strength 6/10" in more.content and REUSED in more.content, more.content
+    assert "Strength 7/10" in more.content and REUSED in more.content, more.content
