@@ -66,7 +66,7 @@ def _machine(device: str) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, CPU only"
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pair", default="chelsea.jpg+vangogh_wheat_field_with_cypresses.jpg")
     parser.add_argument("--out", type=Path)
@@ -78,15 +78,48 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--strip-size", type=int)
     parser.add_argument("--strip-steps", type=int)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _job_options(args: argparse.Namespace, style_config) -> JobOptions:
+    size = args.size or style_config.default_size
+    return JobOptions(strength=style_config.default_strength, variants=style_config.variants, size=size,
+                      steps=args.steps or style_config.steps.get(size, style_config.steps[style_config.default_size]),
+                      strip_size=min(args.strip_size or style_config.strip_size, size),
+                      strip_steps=args.strip_steps or style_config.strip_steps, seed=0)
+
+
+def _print_table(rows, fresh, fresh_seconds: float, args, net, content, style) -> None:
+    """The rows as a Markdown table and one JSON line (gpu_check.sh collects the JSON)."""
+    weight = rows[0][1].style_weights[rows[0][1].chosen]
+    size = max(rows[0][1].image_size)
+    fresh_loss = referee_loss(net, content, style, fresh.images[0], fresh.style_weights[0])
+    print("| request | seconds | result | referee loss | vs fresh | speckle |")
+    print("|---|---:|---|---:|---:|---:|")
+    table = []
+    for name, row in rows:
+        picture = Image.open(io.BytesIO(row.image)).convert("RGB")
+        loss = referee_loss(net, content, style, picture, row.style_weights[row.chosen])
+        same = abs(row.style_weights[row.chosen] - weight) < 1e-6 * weight and max(picture.size) == size
+        versus = f"{loss / fresh_loss - 1:+.1%}" if same else "–"
+        print(f"| {name} | {row.seconds:.1f} | {picture.size[0]}×{picture.size[1]}, strength "
+              f"{row.strengths[row.chosen]} | {loss:.4g} | {versus} | {speckle(picture, style):.2f} |")
+        table.append({"request": name, "seconds": round(row.seconds, 2), "size": max(picture.size),
+                      "strength": row.strengths[row.chosen], "loss": loss, "speckle": speckle(picture, style)})
+    print(f"| fresh stylize(), {args.fresh_steps} steps, hybrid | {fresh_seconds:.1f} | strength "
+          f"{rows[0][1].strengths[rows[0][1].chosen]} | {fresh_loss:.4g} | – | {speckle(fresh.images[0], style):.2f} |")
+    print(json.dumps({"default_request": args.pair, "device": args.device, "weights": args.weights,
+                      "rows": table, "fresh": {"steps": args.fresh_steps, "seconds": round(fresh_seconds, 2),
+                                               "loss": fresh_loss}}))
+
+
+def main() -> None:
+    args = _arguments()
     if args.weights != "random":
         outside.need(Path(args.weights))
     style_config = parse_config({"executor": {"device": args.device}}).style
-    size = args.size or style_config.default_size
-    options = JobOptions(strength=style_config.default_strength, variants=style_config.variants, size=size,
-                         steps=args.steps or style_config.steps.get(size, style_config.steps[style_config.default_size]),
-                         strip_size=min(args.strip_size or style_config.strip_size, size),
-                         strip_steps=args.strip_steps or style_config.strip_steps, seed=0)
+    options = _job_options(args, style_config)
+    size = options.size
     net = load_vgg19(args.weights, device=args.device)
     content_name, style_name = args.pair.split("+")
     content_bytes = (SHARED / "images" / "content" / content_name).read_bytes()
@@ -105,36 +138,18 @@ def main() -> None:
     redo = JobOptions(**{**options.__dict__, "strength": more})
     rows.append((f"More style (strength {more}, strip reused)",
                  run_job(Job("more", content_bytes, style_bytes, redo, painted=painted), net, device=args.device)))
-    largest = max(max(style_config.sizes), size)
+    # The largest size offered; with --size (a dry run), twice that.
+    largest = max(style_config.sizes) if args.size is None else 2 * size
     other = done.strengths[0]
     upscale = JobOptions(**{**options.__dict__, "strength": other, "size": largest,
                             "steps": style_config.steps.get(largest, options.steps)})
     rows.append((f"Upscale strength {other} to {largest} px",
                  run_job(Job("upscale", content_bytes, style_bytes, upscale, painted=painted), net, device=args.device)))
-    weight = done.style_weights[done.chosen]
     started = time.perf_counter()
     fresh = stylize(content, style, net=net, size=options.size, strength=options.strength,
                     options=StylizeOptions(steps=args.fresh_steps, variants=1, optimizer="hybrid", seed=0,
                                            device=args.device))
-    fresh_seconds = time.perf_counter() - started
-    fresh_loss = referee_loss(net, content, style, fresh.images[0], fresh.style_weights[0])
-    print("| request | seconds | result | referee loss | vs fresh | speckle |")
-    print("|---|---:|---|---:|---:|---:|")
-    table = []
-    for name, row in rows:
-        picture = Image.open(io.BytesIO(row.image)).convert("RGB")
-        loss = referee_loss(net, content, style, picture, row.style_weights[row.chosen])
-        same = abs(row.style_weights[row.chosen] - weight) < 1e-6 * weight and max(picture.size) == options.size
-        versus = f"{loss / fresh_loss - 1:+.1%}" if same else "–"
-        print(f"| {name} | {row.seconds:.1f} | {picture.size[0]}×{picture.size[1]}, strength "
-              f"{row.strengths[row.chosen]} | {loss:.4g} | {versus} | {speckle(picture, style):.2f} |")
-        table.append({"request": name, "seconds": round(row.seconds, 2), "size": max(picture.size),
-                      "strength": row.strengths[row.chosen], "loss": loss, "speckle": speckle(picture, style)})
-    print(f"| fresh stylize(), {args.fresh_steps} steps, hybrid | {fresh_seconds:.1f} | strength "
-          f"{options.strength} | {fresh_loss:.4g} | – | {speckle(fresh.images[0], style):.2f} |")
-    print(json.dumps({"default_request": args.pair, "device": args.device, "weights": args.weights,
-                      "rows": table, "fresh": {"steps": args.fresh_steps, "seconds": round(fresh_seconds, 2),
-                                               "loss": fresh_loss}}))
+    _print_table(rows, fresh, time.perf_counter() - started, args, net, content, style)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"image.{done.image_ext}").write_bytes(done.image)

@@ -174,9 +174,9 @@ peak() {  # peak WEIGHTS
         --variants "$VARIANTS" --weights "$1" --precision bf16 --limit-gib "$LIMIT_GIB"
 }
 
-default_request() {  # the bot's default request on this device, a redo and an Upscale, against a fresh paint
+default_request() {  # default_request WEIGHTS: the bot's default request, a redo and an Upscale, and a fresh paint
     # shellcheck disable=SC2086  # the options are words
-    "$PY" benchmarks/default_request.py --device "$DEVICE" --weights "$REAL_WEIGHTS" $REQUEST_SIZES
+    "$PY" benchmarks/default_request.py --device "$DEVICE" --weights "$1" $REQUEST_SIZES
 }
 
 export PY DEVICE SPEED_SIZE SPEED_STEPS VARIANTS PEAK_SIZES PEAK_STEPS LIMIT_GIB DRY_RUN SHARED_DIR REQUEST_SIZES
@@ -186,7 +186,7 @@ step cuda-tests 150 "$PY" -m pytest -q -p no:cacheprovider -m cuda -rs tests/tes
 step speed-random-bf16 120 speed random bf16
 step peak-memory-random-bf16 90 peak random
 step speed-real-bf16 120 speed "$REAL_WEIGHTS" bf16
-step default-request-real 120 default_request
+step default-request-real 150 default_request "$REAL_WEIGHTS"
 step speed-random-tf32 120 speed random fp32
 step speed-real-tf32 120 speed "$REAL_WEIGHTS" fp32
 step peak-memory-real-bf16 90 peak "$REAL_WEIGHTS"

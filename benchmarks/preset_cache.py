@@ -23,7 +23,10 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import outside  # noqa: E402
+
+SHARED = outside.shared()
 sys.path.insert(0, str(REPO))
 
 from bot.config import StyleConfig  # noqa: E402

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 referee_module = outside.referee()
 
 from stylizer.images import resize_longest  # noqa: E402
-from stylizer.objective import pil_to_tensor  # noqa: E402
+from stylizer.objective import pil_to_tensor, total_variation  # noqa: E402
 from stylizer.options import DEFAULT_SCHEDULE, StylizeOptions  # noqa: E402
 from stylizer.pipeline import RESULT_OPTIMIZER, RequestPlan, probe_shift  # noqa: E402
 from stylizer.transfer import stylize  # noqa: E402
@@ -113,6 +113,9 @@ def paint_pair(net, content_name: str, style_name: str, args) -> dict:
         "seconds": round(seconds, 2),
         "precision": result.params["precision"],
         "strength_shift": settings.strength_shift,
+        # Mean squared neighbour difference over the painting's own at the same size (1: as speckled as it).
+        "speckle": [float(total_variation(pil_to_tensor(p, "cpu")) / total_variation(
+            pil_to_tensor(resize_longest(style, max(p.size)), "cpu"))) for p in result.images],
     }
     if grey:
         luminance = [picture.convert("L").convert("RGB") for picture in result.images]

@@ -30,7 +30,7 @@ MAX_OUTPUT_SIDE = ImageLimits.max_side
 # Keys that older versions read: a config that still has one gets one line saying why it went and what to do.
 RETIRED_KEYS = {
     ("style", "base_style_weight"): "the stylizer now balances style against content for each pair of pictures, "
-    "and strength (1-10) alone says how much style: delete the line",
+    f"and strength ({MIN_STRENGTH}-{MAX_STRENGTH}) alone says how much style: delete the line",
     ("discord", "gallery_channel"): "Share now posts within the server it was clicked in: use "
     "gallery_channels = { SERVER_ID = CHANNEL_ID } instead",
 }

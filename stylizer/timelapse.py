@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from stylizer.images import resize_longest
+
 # A few dozen frames at a modest size: at most 36 × 256² RGB pixels (7 MB) held per job.
 MAX_FRAMES = 36
 FRAME_SIDE = 256
@@ -68,8 +70,6 @@ def encode_timelapse(frames: Sequence[Image.Image], result: Image.Image, *, max_
 
 def _fit_longest(image: Image.Image, side: int) -> Image.Image:
     """``image`` with its longest side at most ``side`` (never enlarged)."""
-    scale = side / max(image.size)
-    if scale >= 1:
+    if max(image.size) <= side:
         return image.copy()
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS)
+    return resize_longest(image, side)
