@@ -10,8 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from stylizer.defaults import RequestDefaults, defaults_for
     from stylizer.images import ImageLimits, InvalidImage, load_image
     from stylizer.options import StylizeOptions, variant_factors_for
+    from stylizer.pipeline import RequestPlan, RequestResult, paint_request
     from stylizer.presets import Preset, UnknownPreset, all_presets, get_preset, search_presets
     from stylizer.progress import Cancelled, Progress
     from stylizer.strip import encode_within, make_strip
@@ -43,6 +45,11 @@ _MODULE_OF = {
     "Cancelled": "stylizer.progress",
     "Progress": "stylizer.progress",
     "StylizeOptions": "stylizer.options",
+    "RequestDefaults": "stylizer.defaults",
+    "defaults_for": "stylizer.defaults",
+    "RequestPlan": "stylizer.pipeline",
+    "RequestResult": "stylizer.pipeline",
+    "paint_request": "stylizer.pipeline",
     "StylizeResult": "stylizer.transfer",
     "stylize": "stylizer.transfer",
     "variant_factors_for": "stylizer.options",
@@ -67,6 +74,9 @@ __all__ = [
     "InvalidImage",
     "Preset",
     "Progress",
+    "RequestDefaults",
+    "RequestPlan",
+    "RequestResult",
     "StylizeOptions",
     "StylizeResult",
     "UnknownPreset",
@@ -76,7 +86,9 @@ __all__ = [
     "get_preset",
     "load_image",
     "load_vgg19",
+    "defaults_for",
     "make_strip",
+    "paint_request",
     "prefetch",
     "search_presets",
     "stylize",
