@@ -61,7 +61,7 @@ class Request:
             variants=self.variants,
             size=self.size,
             steps=config.steps_for(self.size),
-            strip_size=min(style.strip_size, self.size),
+            strip_size=style.strip_size,  # the painter keeps it within the result's size
             strip_steps=style.strip_steps,
             seed=self.seed,
             preserve_colors=self.preserve_colors,

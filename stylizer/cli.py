@@ -220,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         return bad_input("CUDA was asked for but PyTorch sees no GPU; use --device cpu or auto")
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
-    _fill_defaults(args, defaults_for(device))
+    from stylizer.objective import resolve_device
+
+    _fill_defaults(args, defaults_for(resolve_device(args.device).type))
     if (not 1 <= args.variants <= MAX_VARIANTS or min(args.steps, args.strip_steps) < 1
             or min(args.size, args.strip_size) < MIN_PAINTABLE_SIDE):
         parser.error(f"--variants must be 1..{MAX_VARIANTS}, --steps and --strip-steps at least 1, --size and "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from PIL import Image
 from torch import nn
 
+from stylizer.calibration import calibrated_style_weights
 from stylizer.images import MIN_PAINTABLE_SIDE, resize_longest
 from stylizer.levels import too_thin_at
 from stylizer.objective import relative_content_errors
@@ -65,7 +66,6 @@ class RequestPlan:
 @dataclass(frozen=True)
 class RequestResult:
     tiles: dict[int, Image.Image]  # strength -> its tile at the strip's size, painted now or given
-    painted: tuple[int, ...]  # the strengths whose tiles were painted now
     result: StylizeResult  # the chosen strength at the result's size
     strip: StylizeResult | None  # the strip's painting; None when every tile was given
     strip_weights: list[float]  # the raw style weight of every tile, in strip order (as the result's)
@@ -120,17 +120,15 @@ def paint_request(
                      init_images=[given[strength]], on_progress=progress.part(1), cancel=cancel)
     base = result.style_weights[0]
     weights = [base * style_factor(s, strength) for s in strengths]
-    return RequestResult(tiles={s: given[s] for s in strengths}, painted=to_paint, result=result, strip=strip,
-                         strip_weights=weights)
+    return RequestResult(tiles={s: given[s] for s in strengths}, result=result, strip=strip, strip_weights=weights)
 
 
 def probe_shift(content: Image.Image, style: Image.Image | Sequence[Image.Image], *, net: nn.Sequential,
                 plan: RequestPlan, options: StylizeOptions) -> float:
     """How many strengths weaker every strength of this pair must be painted so that strength 1 keeps the
-    photo (0 for most photos; never negative). Deterministic for the same pictures, options and device, so
-    a redo finds the shift its strip was painted with."""
-    from stylizer.calibration import calibrated_style_weights
-
+    photo (0 for most photos; never negative). A redo measures it again: the same pictures and options give
+    the same shift, except that the first probe of a process came out 0.03 strengths apart from later ones
+    (docs/benchmarks.md, "Strength on the result at 512 px"; the cause was not found)."""
     side = max(MIN_PAINTABLE_SIDE * 2, plan.strip_size // 2)
     styles = [style] if isinstance(style, Image.Image) else list(style)
     if too_thin_at(content, styles, options.style_scale)(side):
